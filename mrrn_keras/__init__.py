@@ -1,0 +1,24 @@
+"""mrrn-keras: Multi-Level Recurrent Residual Networks for action recognition.
+
+Keras 3 with the TensorFlow backend is the only supported configuration.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "mrrn_keras needs the TensorFlow backend of Keras 3, but the active "
+        f"backend is {keras.backend.backend()!r}. Select TensorFlow with "
+        "`export KERAS_BACKEND=tensorflow` (or set \"backend\": \"tensorflow\" "
+        "in ~/.keras/keras.json) before importing keras."
+    )
+
+from mrrn_keras.layers.sru import SRU  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = ["SRU", "__version__"]

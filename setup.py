@@ -1,0 +1,59 @@
+"""Packaging for mrrn-keras.
+
+`zoo/` lives at the top level of the repository and is mapped into the
+package as `mrrn_keras/zoo` so `load_mrrn` finds its entries from a wheel
+as well as from a checkout.
+"""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+
+
+def _zoo_package_data() -> list[str]:
+    zoo = HERE / "zoo"
+    if not zoo.is_dir():
+        return []
+    return [str(p.relative_to(zoo)) for p in zoo.rglob("*") if p.is_file()]
+
+
+setup(
+    name="mrrn-keras",
+    version="0.1.0",
+    description=(
+        "Keras 3 / TensorFlow model zoo for MRRN: Multi-Level Recurrent "
+        "Residual Networks for action recognition."
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mrrn_keras", "mrrn_keras.*"])
+    + ["mrrn_keras.zoo"],
+    package_dir={"mrrn_keras.zoo": "zoo"},
+    package_data={
+        "mrrn_keras.zoo": _zoo_package_data(),
+        "mrrn_keras": ["assets/*"],
+    },
+    include_package_data=False,
+    install_requires=[
+        "tensorflow>=2.20,<2.22",
+        "keras>=3.10,<4",
+        "numpy>=1.26",
+        "absl-py>=2.0",
+        "av>=12.0",
+        "filelock>=3.12",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "tensorflow-serving-api>=2.20,<2.22",
+        ],
+    },
+    entry_points={"console_scripts": ["mrrn=mrrn_keras.cli:main"]},
+    license="Apache-2.0",
+)
