@@ -1,0 +1,52 @@
+"""Shared test helpers: the checks every layer and the whole MRRN go through."""
+
+import json
+import os
+
+import keras
+import numpy as np
+
+
+def assert_config_round_trip(layer):
+    """`from_config(get_config())` gives the same config (sorted JSON)."""
+    config = layer.get_config()
+    clone = layer.__class__.from_config(config)
+    assert json.dumps(clone.get_config(), sort_keys=True, default=str) == json.dumps(
+        config, sort_keys=True, default=str
+    )
+    return clone
+
+
+def run_model_saving_test(model, inputs, tmp_path, atol=1e-6):
+    """`.keras` save -> `load_model` (safe mode) -> same outputs."""
+    expected = keras.tree.map_structure(np.asarray, model(inputs, training=False))
+    path = os.path.join(str(tmp_path), "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    got = keras.tree.map_structure(np.asarray, restored(inputs, training=False))
+    keras.tree.map_structure(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=atol, rtol=0), expected, got
+    )
+    return restored
+
+
+def run_layer_test(layer_factory, inputs, tmp_path, *, expected_weights, targets=None):
+    """Config round trip, weight count, symbolic and eager call, one jit fit step,
+    and a `.keras` round trip of a model around the layer."""
+    layer = layer_factory()
+    assert_config_round_trip(layer)
+
+    symbolic_in = keras.Input(shape=inputs.shape[1:], batch_size=None)
+    symbolic_out = layer(symbolic_in)
+    assert len(layer.weights) == expected_weights
+    model = keras.Model(symbolic_in, symbolic_out)
+    eager_out = np.asarray(model(inputs))
+    assert tuple(symbolic_out.shape[1:]) == eager_out.shape[1:]
+
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    if targets is None:
+        targets = np.zeros_like(eager_out)
+    history = model.fit(inputs, targets, epochs=1, batch_size=len(inputs), verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+
+    run_model_saving_test(model, inputs, tmp_path)
