@@ -18,7 +18,8 @@ if keras.backend.backend() != "tensorflow":
     )
 
 from mrrn_keras.layers.sru import SRU  # noqa: E402
+from mrrn_keras.model import MRRN  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["SRU", "__version__"]
+__all__ = ["MRRN", "SRU", "__version__"]
