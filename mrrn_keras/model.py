@@ -58,7 +58,10 @@ class MRRN(keras.Model):
             (the paper's separately trained stream networks). Defaults to
             `"shared"`.
         sru_units: int. Width of every SRU. Defaults to `1024`.
-        sru_layers: int. Stacked SRU layers per stream. Defaults to `3`.
+        sru_layers: int. Stacked SRU layers per stream. `0` gives the
+            order-blind twin: tap vectors pooled over time with no recurrence
+            (with `time_pooling="mean"` it cannot tell a clip from its time
+            reversal). Defaults to `3`.
         state_gates: bool. SRU gates read `c_{t-1}` (SRU 2018). Defaults to
             `False`, the 2017 form the paper used.
         sru_dropout: float. Dropout between SRU layers (on each SRU's input,
@@ -130,7 +133,10 @@ class MRRN(keras.Model):
         streams = tuple(s for s in TAP_NAMES if s in streams)
         _choice("backbone_mode", backbone_mode, BACKBONE_MODES)
         _positive_int("sru_units", sru_units)
-        _positive_int("sru_layers", sru_layers)
+        if not isinstance(sru_layers, int) or isinstance(sru_layers, bool) or sru_layers < 0:
+            raise ValueError(
+                f"`sru_layers` must be a non-negative integer. Received: sru_layers={sru_layers!r}"
+            )
         _choice("time_pooling", time_pooling, TIME_POOLINGS)
         _choice("tap_pooling", tap_pooling, SPATIAL_POOLINGS)
         _choice("fusion", fusion, FUSIONS)
@@ -308,3 +314,37 @@ class MRRN(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def copy_layer_weights(source, target, *, skip=()) -> list[str]:
+    """Copies weights between two MRRNs layer by layer, matched by name.
+
+    Layer order differs between models with different outputs (e.g.
+    `stream_outputs`), so weights are matched by layer name, not position.
+
+    Args:
+        source: the model to copy from.
+        target: the model to copy into.
+        skip: layer names to leave untouched (e.g. the heads when the number
+            of classes changes).
+
+    Returns:
+        The names of the layers whose weights were copied.
+
+    Raises:
+        ValueError: if a target layer with weights has no same-named source
+            layer, or their weight shapes differ.
+    """
+    copied = []
+    for layer in target.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        try:
+            source_layer = source.get_layer(layer.name)
+        except ValueError:
+            raise ValueError(
+                f"Cannot copy weights: the source model has no layer named {layer.name!r}"
+            ) from None
+        layer.set_weights(source_layer.get_weights())
+        copied.append(layer.name)
+    return copied
