@@ -144,6 +144,93 @@ def test_gradient_matches_autodiff_reference(impl, state_gates, dim):
         np.testing.assert_allclose(a, b, atol=1e-4, err_msg=name)
 
 
+def _paper_layers(dim, steps, impls, **kwargs):
+    """Same-weight `state_gates=False` SRUs, one per implementation."""
+    layers = {}
+    for impl in impls:
+        layers[impl] = SRU(
+            6, return_sequences=True, return_state=True, state_gates=False,
+            implementation=impl, **kwargs,
+        )
+        layers[impl].build((3, steps, dim))
+        _random_weights(layers[impl])
+    return layers
+
+
+def _random_mask(steps, seed=4):
+    mask = np.random.default_rng(seed).random((3, steps)) > 0.3
+    mask[0] = True
+    return mask
+
+
+@pytest.mark.parametrize("go_backwards", (False, True))
+@pytest.mark.parametrize("steps", (1, 2, 7, 13, 16))
+def test_scan_matches_loop_and_numpy(steps, go_backwards):
+    x = _inputs(steps=steps, dim=5)
+    mask = _random_mask(steps)
+    c0 = np.random.default_rng(2).normal(size=(3, 6)).astype("float32")
+    layers = _paper_layers(5, steps, ("scan", "xla"), go_backwards=go_backwards)
+    want_seq, _, want_c = numpy_sru(layers["scan"], x, mask, c0)
+    for impl, layer in layers.items():
+        seq, c_last = layer(x, mask=mask, initial_state=c0)
+        np.testing.assert_allclose(seq, want_seq, atol=1e-5, err_msg=impl)
+        np.testing.assert_allclose(c_last, want_c, atol=1e-5, err_msg=impl)
+
+
+@pytest.mark.parametrize("steps", (1, 7, 16))
+@pytest.mark.parametrize("dim", (5, 6))
+def test_scan_gradient_matches_loop_and_autodiff_reference(steps, dim):
+    x, mask = _inputs(steps=steps, dim=dim), _random_mask(steps)
+    c0 = np.random.default_rng(3).normal(size=(3, 6)).astype("float32")
+    layers = _paper_layers(dim, steps, ("scan", "xla", "reference"))
+    grads = {impl: _gradients(layer, x, mask, c0) for impl, layer in layers.items()}
+    names = ["inputs", "initial_state"] + [w.path for w in layers["scan"].trainable_weights]
+    for impl in ("xla", "reference"):
+        assert len(grads["scan"]) == len(grads[impl]) == len(names)
+        for name, a, b in zip(names, grads["scan"], grads[impl]):
+            np.testing.assert_allclose(a, b, atol=1e-4, err_msg=f"{impl}: {name}")
+
+
+def test_scan_with_length_unknown_at_trace_time():
+    # A graph traced for any T takes the Hillis-Steele form of the scan.
+    layer = _paper_layers(5, 9, ("scan",))["scan"]
+    spec = tf.TensorSpec((None, None, 5), tf.float32)
+    mask_spec = tf.TensorSpec((None, None), tf.bool)
+    call = tf.function(
+        lambda x, mask: layer(x, mask=mask), input_signature=[spec, mask_spec]
+    )
+
+    def loss_and_grad(x, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(tf.sin(layer(x, mask=mask)[0]))
+        return tape.gradient(loss, x)
+
+    grad = tf.function(loss_and_grad, input_signature=[spec, mask_spec])
+    for steps in (1, 6, 9):
+        x, mask = _inputs(steps=steps, dim=5), _random_mask(steps)
+        seq, c_last = call(x, mask)
+        want_seq, _, want_c = numpy_sru(layer, x, mask)
+        np.testing.assert_allclose(seq, want_seq, atol=1e-5)
+        np.testing.assert_allclose(c_last, want_c, atol=1e-5)
+        np.testing.assert_allclose(
+            grad(x, mask), tf.function(loss_and_grad)(tf.constant(x), mask), atol=1e-5
+        )
+
+
+def test_auto_picks_scan_only_for_long_static_paper_form_sequences():
+    from mrrn_keras.layers.sru import SCAN_MIN_STEPS
+
+    paper, gated = SRU(4, state_gates=False), SRU(4)
+    assert paper._resolved_implementation(SCAN_MIN_STEPS) == "scan"
+    assert paper._resolved_implementation(SCAN_MIN_STEPS - 1) == "xla"
+    assert paper._resolved_implementation(None) == "xla"
+    assert gated._resolved_implementation(SCAN_MIN_STEPS) == "xla"
+    assert SRU(4, state_gates=False, implementation="graph")._resolved_implementation(
+        SCAN_MIN_STEPS
+    ) == "graph"
+
+
 def test_xla_and_graph_agree_on_long_sequences():
     x = _inputs(batch=2, steps=300, dim=8)
     layers = [SRU(8, return_sequences=True, implementation=i) for i in ("xla", "graph")]
@@ -265,6 +352,7 @@ def test_rescale_scales_highway():
         ({"units": 4, "dropout": 1.0}, "dropout"),
         ({"units": 4, "recurrent_dropout": -0.1}, "recurrent_dropout"),
         ({"units": 4, "implementation": "cuda"}, "implementation"),
+        ({"units": 4, "implementation": "scan"}, "implementation"),
     ],
 )
 def test_bad_arguments_name_the_argument(kwargs, name):

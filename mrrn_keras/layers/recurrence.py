@@ -29,6 +29,22 @@ at 7x (T=64) to 21x (T=512) the cost of the layer's own matmul.
 Two loop forms share this math: ``jit_compile=True`` (the fast default) and a
 plain TF graph loop with identical numerics, which a SavedModel for TF
 Serving needs (Serving refuses XLA functions unless told otherwise).
+
+The parallel scan (``scan_recurrence``). Without the ``v_f * c`` term (the
+2017 SRU, ``v_f = 0``) the forward is linear too:
+
+    c_t = a_t c_{t-1} + b_t,   a_t = 1 - m_t (1 - f_t),   b_t = m_t (1 - f_t) uc_t
+
+and pairs ``(a, b)`` compose associatively,
+``(a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2)``, so both the forward and
+the backward recurrence (``P_t = a_t`` when ``v_f = 0``) can be evaluated in
+``O(log T)`` depth instead of ``T`` dependent steps. With T known when the
+function is traced this is Blelloch's work-efficient scan written with
+reshapes: combine neighbouring pairs, scan the half-length sequence
+recursively, fill in the even positions (about 2x the work of the serial
+loop, 2 log2(T) levels). With T unknown at trace time (a graph traced for
+any length) it is the Hillis-Steele scan, ``ceil(log2 T)`` rounds of
+shifted multiply-adds in a ``tf.while_loop`` (T log T work; slower).
 """
 
 import tensorflow as tf
@@ -99,6 +115,80 @@ def _backward(uc, uf, vf, mask, c0, c_seq, d_c_seq):
     return g * a, d_uf, d_vf, d_c0
 
 
+def _pair_scan(a, b):
+    """Inclusive scan h_t = a_t h_{t-1} + b_t (h_{-1} = 0) along axis 1 of (B, T, U)."""
+    if a.shape[1] is None:
+        return _hillis_steele(a, b)
+    return _blelloch(a, b)
+
+
+def _blelloch(a, b):
+    steps = a.shape[1]
+    if steps == 1:
+        return b
+    if steps % 2:
+        # Pad with the identity pair (1, 0) to an even length.
+        a = tf.concat([a, tf.ones_like(a[:, :1])], axis=1)
+        b = tf.concat([b, tf.zeros_like(b[:, :1])], axis=1)
+    shape = tf.shape(a)
+    # (B, 2S, U) -> (B, S, 2, U): neighbouring pairs (even, odd).
+    pairs = (shape[0], (steps + 1) // 2, 2, shape[2])
+    a2, b2 = tf.reshape(a, pairs), tf.reshape(b, pairs)
+    a_even, a_odd, b_even, b_odd = a2[:, :, 0], a2[:, :, 1], b2[:, :, 0], b2[:, :, 1]
+    odd = _blelloch(a_odd * a_even, a_odd * b_even + b_odd)  # h at odd positions
+    even = a_even * tf.concat([tf.zeros_like(odd[:, :1]), odd[:, :-1]], axis=1) + b_even
+    # (B, S, 2, U) -> (B, 2S, U), then drop the padding.
+    h = tf.reshape(tf.stack([even, odd], axis=2), shape)
+    return h[:, :steps]
+
+
+def _hillis_steele(a, b):
+    steps = tf.shape(a)[1]
+    # Shifting by k = reading a window of [identity * T, x] that starts at T - k;
+    # the window keeps the shape (B, T, U), so the loop's shapes stay fixed.
+    ones, zeros = tf.ones_like(a), tf.zeros_like(b)
+
+    def shifted(x, pad, k):
+        padded = tf.concat([pad, x], axis=1)  # (B, 2T, U)
+        return tf.slice(padded, tf.stack([0, steps - k, 0]), tf.shape(x))
+
+    def body(k, a, b):
+        b = a * shifted(b, zeros, k) + b
+        a = a * shifted(a, ones, k)
+        return k * 2, a, b
+
+    _, _, b = tf.while_loop(
+        lambda k, a, b: k < steps, body, (tf.constant(1), a, b),
+        shape_invariants=(tf.TensorShape([]), a.shape, b.shape),
+    )
+    return b
+
+
+def _scan_forward(uc, uf, mask, c0):
+    a = 1.0 - mask * (1.0 - tf.sigmoid(uf))  # (B, T, U)
+    b = (1.0 - a) * uc
+    # Fold c_0 into the first step: c_1 = a_1 c_0 + b_1.
+    b = tf.concat([b[:, :1] + a[:, :1] * c0[:, None, :], b[:, 1:]], axis=1)
+    return _pair_scan(a, b)
+
+
+def _scan_backward(uc, uf, mask, c0, c_seq, d_c_seq):
+    # c_{t-1} for every t: (B, T, U)
+    c_prev = tf.concat([c0[:, None, :], c_seq[:, :-1, :]], axis=1)
+    f = tf.sigmoid(uf)
+    a = mask * (1.0 - f)
+    k = mask * (uc - c_prev) * f * (1.0 - f)
+    p = 1.0 - a  # dc_t / dc_{t-1} when v_f = 0
+    # g_t = dC_t + P_{t+1} g_{t+1}: a scan over reversed time whose step-t
+    # coefficient is P_{t+1} (P_T multiplies g_{T+1} = 0: any value will do).
+    p_next = tf.concat([p[:, 1:], tf.zeros_like(p[:, :1])], axis=1)
+    g = tf.reverse(
+        _pair_scan(tf.reverse(p_next, [1]), tf.reverse(d_c_seq, [1])), [1]
+    )
+    d_uf = -g * k
+    return g * a, d_uf, p[:, 0] * g[:, 0]
+
+
 _FORWARD = {
     True: tf.function(_forward, jit_compile=True, reduce_retracing=True),
     False: tf.function(_forward, jit_compile=False, reduce_retracing=True),
@@ -106,6 +196,18 @@ _FORWARD = {
 _BACKWARD = {
     True: tf.function(_backward, jit_compile=True, reduce_retracing=True),
     False: tf.function(_backward, jit_compile=False, reduce_retracing=True),
+}
+
+
+# No reduce_retracing: the Blelloch scan needs a static T, so each length
+# gets its own trace (XLA compiles per shape anyway).
+_SCAN_FORWARD = {
+    True: tf.function(_scan_forward, jit_compile=True),
+    False: tf.function(_scan_forward, jit_compile=False),
+}
+_SCAN_BACKWARD = {
+    True: tf.function(_scan_backward, jit_compile=True),
+    False: tf.function(_scan_backward, jit_compile=False),
 }
 
 
@@ -141,6 +243,39 @@ def c_recurrence(uc, uf, vf, mask, c0, *, jit_compile: bool = True):
         return c_seq, grad
 
     return recurrence(uc, uf, vf, c0)
+
+
+def scan_recurrence(uc, uf, mask, c0, *, jit_compile: bool = True):
+    """The 2017 SRU's c-recurrence (no `v_f * c` term) by parallel scan.
+
+    Same result and gradients as `c_recurrence` with `vf = 0`, computed in
+    `O(log T)` dependent steps (see the module docstring).
+
+    Args:
+        uc: float32 `(B, T, U)`, candidate projection of the inputs.
+        uf: float32 `(B, T, U)`, forget-gate projection plus its bias.
+        mask: float32 `(B, T, 1)` of 0/1; masked steps carry c unchanged.
+            Treated as a constant (no gradient).
+        c0: float32 `(B, U)` initial state.
+        jit_compile: XLA-compile the scans. Defaults to `True`.
+
+    Returns:
+        float32 `(B, T, U)`: c_t for every step.
+    """
+
+    @tf.custom_gradient
+    def recurrence(uc, uf, c0):
+        inputs = [tf.stop_gradient(t) for t in (uc, uf, c0)]
+        c_seq = _SCAN_FORWARD[jit_compile](inputs[0], inputs[1], mask, inputs[2])
+
+        def grad(d_c_seq):
+            return _SCAN_BACKWARD[jit_compile](
+                inputs[0], inputs[1], mask, inputs[2], c_seq, d_c_seq
+            )
+
+        return c_seq, grad
+
+    return recurrence(uc, uf, c0)
 
 
 def reference_recurrence(

@@ -6,9 +6,12 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from mrrn_keras.layers.recurrence import c_recurrence, reference_recurrence
+from mrrn_keras.layers.recurrence import c_recurrence, reference_recurrence, scan_recurrence
 
-IMPLEMENTATIONS = ("auto", "xla", "graph", "reference")
+IMPLEMENTATIONS = ("auto", "xla", "graph", "scan", "reference")
+# "auto" uses the parallel scan (state_gates=False only) from this many
+# steps on; see the SRU docstring for the measurements behind it.
+SCAN_MIN_STEPS = 512
 
 
 @keras.saving.register_keras_serializable(package="mrrn_keras")
@@ -133,6 +136,13 @@ class SRU(keras.layers.Layer):
                 f"`implementation` must be one of {IMPLEMENTATIONS}. "
                 f"Received: implementation={implementation!r}"
             )
+        if implementation == "scan" and state_gates:
+            raise ValueError(
+                "`implementation='scan'` needs the linear recurrence of "
+                "`state_gates=False`; use 'auto', 'xla' or 'graph' with state "
+                f"gates. Received: implementation={implementation!r}, "
+                f"state_gates={state_gates!r}"
+            )
         self.units = units
         self.return_sequences = return_sequences
         self.return_state = return_state
@@ -200,8 +210,12 @@ class SRU(keras.layers.Layer):
             name="bias", shape=(2 * self.units,), initializer=bias_init
         )
 
-    def _resolved_implementation(self):
-        return "xla" if self.implementation == "auto" else self.implementation
+    def _resolved_implementation(self, steps):
+        if self.implementation != "auto":
+            return self.implementation
+        if not self.state_gates and steps is not None and steps >= SCAN_MIN_STEPS:
+            return "scan"
+        return "xla"
 
     def call(self, inputs, mask=None, training=None, initial_state=None):
         x = ops.cast(inputs, "float32")
@@ -258,16 +272,19 @@ class SRU(keras.layers.Layer):
             else ops.cast(mask, "float32")[..., None]
         )
 
-        implementation = self._resolved_implementation()
+        implementation = self._resolved_implementation(x.shape[1])
         if implementation == "reference":
             h_seq, c_seq, h_last = reference_recurrence(
                 x_highway, uc, uf, ur, vf, vr, step_mask, c0, cell_mask,
                 self.zero_output_for_mask and mask is not None,
             )
         else:
-            c_seq = c_recurrence(
-                uc, uf, vf, step_mask, c0, jit_compile=implementation == "xla"
-            )
+            if implementation == "scan":
+                c_seq = scan_recurrence(uc, uf, step_mask, c0)
+            else:
+                c_seq = c_recurrence(
+                    uc, uf, vf, step_mask, c0, jit_compile=implementation == "xla"
+                )
             # c_{t-1} for every t: (B, T, U)
             c_prev = ops.concatenate([c0[:, None, :], c_seq[:, :-1, :]], axis=1)
             r = ops.sigmoid(ur + vr * c_prev)
