@@ -1,0 +1,159 @@
+"""Streaming inference: an MRRN fed a video chunk by chunk.
+
+Each chunk's frames go through preprocessing and the backbone once; each
+stream's SRUs continue from the states the previous chunk left, and the time
+pooling is carried as a running value (last output, running sum, running
+max), so after any number of chunks the prediction equals the one-shot
+prediction on all frames seen so far.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrrn_keras.layers.sru import SRU
+from mrrn_keras.model import MRRN
+
+
+class StreamingClassifier:
+    """Runs an MRRN on a live video chunk by chunk, carrying SRU state.
+
+    A long video then costs one backbone pass per frame, and the memory does
+    not grow with its length. After `update` has seen frames `x_1..x_n` in
+    any chunking, the returned probabilities equal `model.predict` on
+    `x_1..x_n` at once (up to float rounding) for every `time_pooling`:
+    `"last"` keeps the top SRU's latest output, `"mean"` a running sum and
+    count of the top outputs, `"max"` a running maximum.
+
+    The SRUs run as copies with `return_state=True` whose weights are taken
+    from `model` at construction and again at every `reset()`.
+
+    Args:
+        model: an `MRRN` (any backbone mode, `sru_layers >= 0`).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from mrrn_keras import MRRN
+    >>> model = MRRN(3, backbone="resnet18", backbone_width=0.125,
+    ...              sru_units=8, sru_layers=1, time_pooling="last")
+    >>> stream = StreamingClassifier(model)
+    >>> video = np.zeros((1, 6, 32, 32, 3), "uint8")
+    >>> for chunk in np.split(video, 3, axis=1):
+    ...     probabilities = stream.update(chunk)
+    >>> bool(np.allclose(probabilities, model.predict(video, verbose=0), atol=1e-5))
+    True
+    """
+
+    def __init__(self, model):
+        if not isinstance(model, MRRN):
+            raise TypeError(
+                "StreamingClassifier needs an MRRN model. "
+                f"Received: model of type {type(model).__name__}"
+            )
+        self.model = model
+        self.streams = tuple(model.streams)
+        self.time_pooling = model.time_pooling
+        first = {
+            s: model.get_layer(f"{s}_sru_0" if model.sru_layers else f"{s}_time_pooling")
+            for s in self.streams
+        }
+        # Shares the model's preprocessing and backbone(s): frames -> {tap: (B, T, C)}.
+        self._taps = keras.Model(model.inputs, {s: layer.input for s, layer in first.items()})
+        self._srus = {}
+        for stream, layers in model.sru_layers_by_stream().items():
+            self._srus[stream] = []
+            for layer in layers:
+                config = {**layer.get_config(), "return_sequences": True, "return_state": True}
+                clone = SRU.from_config(config)
+                clone.build(layer.input.shape)
+                self._srus[stream].append((layer, clone))
+        self._heads = {s: model.get_layer(f"{s}_head") for s in self.streams}
+        self._fusion = model.get_layer("fusion")
+        self._advance = tf.function(self._advance_graph, reduce_retracing=True)
+        self.reset()
+
+    def reset(self):
+        """Forgets the frames seen so far and re-reads the model's SRU weights."""
+        for pairs in self._srus.values():
+            for layer, clone in pairs:
+                clone.set_weights(layer.get_weights())
+        self._state = None
+        self.frames_seen = 0
+        self.stream_probabilities = None
+
+    def update(self, chunk_frames):
+        """Feeds the next frames and returns the fused probabilities so far.
+
+        Args:
+            chunk_frames: `(batch, time, height, width, 3)` uint8 or float
+                frames, `time >= 1`; the batch size must stay the same until
+                `reset()`.
+
+        Returns:
+            NumPy float32 `(batch, num_classes)`: the fused probabilities for
+            all frames seen since the last `reset()`. The per-stream
+            probabilities are left in `stream_probabilities`.
+
+        Raises:
+            ValueError: for frames of rank other than 5, with no time step, or
+                a batch size different from the previous chunks'.
+        """
+        frames = tf.convert_to_tensor(chunk_frames)
+        shape = tuple(frames.shape)
+        if len(shape) != 5 or shape[1] == 0:
+            raise ValueError(
+                "`chunk_frames` must have shape (batch, time >= 1, height, width, 3). "
+                f"Received: chunk_frames.shape={shape}"
+            )
+        if self._state is None:
+            self._state = self._initial_state(shape[0])
+        elif shape[0] != self._batch:
+            raise ValueError(
+                f"`chunk_frames` must keep the batch size {self._batch} until reset(). "
+                f"Received: chunk_frames.shape={shape}"
+            )
+        self._state, fused, per_stream = self._advance(frames, self._state)
+        self.frames_seen += shape[1]
+        self.stream_probabilities = {s: np.asarray(p) for s, p in per_stream.items()}
+        return np.asarray(fused)
+
+    def _initial_state(self, batch):
+        self._batch = batch
+        state = {}
+        for stream in self.streams:
+            dim = self._taps.output[stream].shape[-1]
+            layers = self._srus[stream]
+            width = layers[-1][1].units if layers else dim
+            start = -np.inf if self.time_pooling == "max" else 0.0
+            state[stream] = {
+                "c": [tf.zeros((batch, clone.units)) for _, clone in layers],
+                "pool": tf.fill((batch, width), tf.constant(start, tf.float32)),
+                "count": tf.constant(0.0),
+            }
+        return state
+
+    def _advance_graph(self, frames, state):
+        taps = self._taps(frames, training=False)
+        new_state, probabilities = {}, {}
+        for stream in self.streams:
+            h = tf.cast(taps[stream], tf.float32)  # (B, T_chunk, C_tap)
+            carried = []
+            for (_, clone), c in zip(self._srus[stream], state[stream]["c"]):
+                h, c = clone(h, initial_state=c, training=False)  # (B, T_chunk, U), (B, U)
+                carried.append(c)
+            pool, count = state[stream]["pool"], state[stream]["count"]
+            steps = tf.cast(tf.shape(h)[1], tf.float32)
+            if self.time_pooling == "mean":
+                pool = pool + tf.reduce_sum(h, axis=1)
+                pooled = pool / (count + steps)
+            elif self.time_pooling == "max":
+                pool = tf.maximum(pool, tf.reduce_max(h, axis=1))
+                pooled = pool
+            else:
+                pool = h[:, -1, :]
+                pooled = pool
+            new_state[stream] = {"c": carried, "pool": pool, "count": count + steps}
+            probabilities[stream] = self._heads[stream](pooled)
+        fused = self._fusion([probabilities[s] for s in self.streams])
+        return new_state, fused, probabilities

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+
+from mrrn_keras import MRRN
+from mrrn_keras.streaming import StreamingClassifier
+
+TINY = dict(backbone="resnet18", backbone_width=0.125, sru_units=8)
+
+
+def _frames(batch=2, steps=8, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (batch, steps, size, size, 3)).astype("uint8")
+
+
+def _stream(stream, video, chunks):
+    stream.reset()
+    for part in np.array_split(video, chunks, axis=1):
+        probabilities = stream.update(part)
+    return probabilities
+
+
+@pytest.mark.parametrize("pooling", ("last", "mean", "max"))
+def test_chunks_equal_the_whole_clip(pooling):
+    model = MRRN(4, sru_layers=2, time_pooling=pooling, **TINY)
+    video = _frames()
+    whole = np.asarray(model(video))
+    stream = StreamingClassifier(model)
+    for chunks in (1, 2, 4):
+        np.testing.assert_allclose(_stream(stream, video, chunks), whole, atol=1e-5)
+    assert stream.frames_seen == 8
+
+
+def test_uneven_chunks_independent_backbones_and_stream_outputs():
+    model = MRRN(
+        3, sru_layers=1, backbone_mode="independent", streams=("low", "high"),
+        stream_outputs=True, **TINY,
+    )
+    video = _frames(steps=7)
+    whole = model(video)
+    stream = StreamingClassifier(model)
+    stream.update(video[:, :3])
+    got = stream.update(video[:, 3:])
+    np.testing.assert_allclose(got, whole["probabilities"], atol=1e-5)
+    for name in ("low", "high"):
+        np.testing.assert_allclose(stream.stream_probabilities[name], whole[name], atol=1e-5)
+
+
+def test_order_blind_twin_streams():
+    model = MRRN(3, sru_layers=0, time_pooling="mean", **TINY)
+    video = _frames(steps=4)
+    stream = StreamingClassifier(model)
+    np.testing.assert_allclose(_stream(stream, video, 2), model(video), atol=1e-5)
+
+
+def test_prefix_after_each_chunk_equals_the_prefix_clip():
+    model = MRRN(3, sru_layers=1, time_pooling="last", **TINY)
+    video = _frames(steps=6)
+    stream = StreamingClassifier(model)
+    for end in (2, 4, 6):
+        got = stream.update(video[:, end - 2 : end])
+        np.testing.assert_allclose(got, model(video[:, :end]), atol=1e-5)
+
+
+def test_reset_rereads_weights():
+    model = MRRN(3, sru_layers=1, time_pooling="last", **TINY)
+    video = _frames(steps=4)
+    stream = StreamingClassifier(model)
+    sru = model.get_layer("low_sru_0")
+    sru.set_weights([w * 0.5 for w in sru.get_weights()])
+    np.testing.assert_allclose(_stream(stream, video, 2), model(video), atol=1e-5)
+
+
+def test_bad_chunks_raise():
+    model = MRRN(3, sru_layers=1, **TINY)
+    stream = StreamingClassifier(model)
+    with pytest.raises(ValueError, match="chunk_frames"):
+        stream.update(np.zeros((4, 32, 32, 3), "uint8"))
+    stream.update(_frames(batch=2, steps=2))
+    with pytest.raises(ValueError, match="batch size"):
+        stream.update(_frames(batch=3, steps=2))
+    with pytest.raises(TypeError, match="MRRN"):
+        StreamingClassifier(object())
