@@ -1,17 +1,29 @@
 """SRU speed against its matmul floor and Keras LSTM/GRU, side by side.
 
 Prints one JSON object (and a short table on stderr). Every candidate runs in
-the same process on the same inputs; each time is the median of `--repeats`
-calls after warm-up, and ratios are to the matmul floor: the SRU's own
-`Dense(3 * units)` projection alone, forward and forward+backward.
+the same process on the same inputs, timed interleaved (one call of each
+candidate per round, so load changes hit all alike); each time is the median
+over up to `--repeats` rounds after warm-up (fewer when a round takes longer
+than `--budget_s / --repeats`, never under 3), and ratios are to the matmul floor:
+the SRU's own `Dense(3 * units)` projection alone, forward and
+forward+backward.
+
+Candidates: `floor`; `sru_xla`, `sru_graph` (the 2018 SRU, `state_gates=True`:
+XLA loop, plain graph loop); `paper_xla`, `paper_graph`, `paper_scan`,
+`paper_auto` (the 2017 form MRRN uses, `state_gates=False`, whose linear
+recurrence also runs as a parallel scan); `lstm`, `gru` (Keras).
 
 Each candidate is wrapped in one `tf.function`; `--outer_jit` (default on)
-XLA-compiles that function, as `model.fit` does with `jit_compile=True`.
+XLA-compiles that function, as `model.fit(jit_compile=True)` does;
+`--nouter_jit` leaves it a plain graph, as `model.predict` on CPU does.
 
-    python bench/sru.py                          # B32 T64 and B8 T512, d=512
+    python bench/sru.py                          # B32 T64, B8 T512, B8 T2048; d=512
+    python bench/sru.py --grid full              # T 16..2048 x B 1..32 x d 256..1024
+    python bench/sru.py --grid full --times 512,2048 --batches 1 --candidates floor,paper_xla,paper_scan
     python bench/sru.py --shapes 32x64x512 --repeats 20
 """
 
+import itertools
 import json
 import os
 import statistics
@@ -27,42 +39,70 @@ from absl import app, flags  # noqa: E402
 
 from mrrn_keras import SRU  # noqa: E402
 
+GRIDS = {
+    "default": {"batches": [32, 8, 8], "times": [64, 512, 2048], "units": [512]},
+    "full": {"batches": [1, 8, 32], "times": [16, 64, 512, 2048], "units": [256, 512, 1024]},
+}
+CANDIDATES = {
+    "floor": lambda u: keras.layers.Dense(3 * u, use_bias=False),
+    "sru_xla": lambda u: SRU(u, return_sequences=True, implementation="xla"),
+    "sru_graph": lambda u: SRU(u, return_sequences=True, implementation="graph"),
+    "paper_xla": lambda u: SRU(u, return_sequences=True, state_gates=False, implementation="xla"),
+    "paper_graph": lambda u: SRU(
+        u, return_sequences=True, state_gates=False, implementation="graph"
+    ),
+    "paper_scan": lambda u: SRU(u, return_sequences=True, state_gates=False, implementation="scan"),
+    "paper_auto": lambda u: SRU(u, return_sequences=True, state_gates=False),
+    "lstm": lambda u: keras.layers.LSTM(u, return_sequences=True),
+    "gru": lambda u: keras.layers.GRU(u, return_sequences=True),
+}
+
 FLAGS = flags.FLAGS
-flags.DEFINE_list("shapes", ["32x64x512", "8x512x512"], "BxTxD; units = D.")
+flags.DEFINE_enum("grid", "default", sorted(GRIDS), "Shape grid; the default grid pairs "
+                  "batches/times positionally (B32 T64, B8 T512, B8 T2048), the full grid "
+                  "takes every combination.")
+flags.DEFINE_list("shapes", None, "BxTxD list (units = D); overrides --grid.")
+flags.DEFINE_list("batches", None, "Keep only these batch sizes of the grid.")
+flags.DEFINE_list("times", None, "Keep only these sequence lengths of the grid.")
+flags.DEFINE_list("units", None, "Keep only these widths of the grid.")
 flags.DEFINE_list(
     "candidates",
-    ["floor", "sru_xla", "sru_graph", "lstm", "gru"],
-    "Which layers to time.",
+    ["floor", "sru_xla", "sru_graph", "paper_xla", "paper_scan", "lstm", "gru"],
+    f"Which layers to time, from {sorted(CANDIDATES)}.",
 )
-flags.DEFINE_integer("repeats", 10, "Timed calls per measurement (median).")
+flags.DEFINE_list("passes", ["forward", "forward_backward"], "Which passes to time.")
+flags.DEFINE_integer("repeats", 10, "Most timed calls per measurement (median).")
+flags.DEFINE_float("budget_s", 5.0, "Rough time budget per measurement.")
 flags.DEFINE_boolean("outer_jit", True, "XLA-compile each candidate's function.")
 
 
-def _layer(name, units):
-    return {
-        "floor": lambda: keras.layers.Dense(3 * units, use_bias=False),
-        "sru_xla": lambda: SRU(units, return_sequences=True, implementation="xla"),
-        "sru_graph": lambda: SRU(units, return_sequences=True, implementation="graph"),
-        "lstm": lambda: keras.layers.LSTM(units, return_sequences=True),
-        "gru": lambda: keras.layers.GRU(units, return_sequences=True),
-    }[name]()
+def _shapes():
+    if FLAGS.shapes:
+        return [tuple(int(v) for v in s.split("x")) for s in FLAGS.shapes]
+    grid = GRIDS[FLAGS.grid]
+    if FLAGS.grid == "default":
+        shapes = [(b, t, u) for b, t in zip(grid["batches"], grid["times"]) for u in grid["units"]]
+    else:
+        shapes = list(itertools.product(grid["batches"], grid["times"], grid["units"]))
+    keep = [
+        {int(v) for v in chosen} if chosen else None
+        for chosen in (FLAGS.batches, FLAGS.times, FLAGS.units)
+    ]
+    return [
+        shape for shape in shapes
+        if all(k is None or v in k for v, k in zip(shape, keep))
+    ]
 
 
-def _median_seconds(fn, x, repeats):
-    for _ in range(3):
-        np.asarray(fn(x)[0])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.asarray(fn(x)[0])
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _call(fn, x):
+    start = time.perf_counter()
+    np.asarray(fn(x)[0])
+    return time.perf_counter() - start
 
 
-def measure(name, batch, steps, dim, repeats, outer_jit):
-    """Returns (forward seconds, forward+backward seconds) for one candidate."""
-    layer = _layer(name, dim)
-    x = tf.random.normal((batch, steps, dim), seed=0)
+def _functions(name, x, outer_jit):
+    """`{pass: tf.function}` for one candidate, built and warmed up."""
+    layer = CANDIDATES[name](x.shape[-1])
     layer(x)
 
     @tf.function(jit_compile=outer_jit)
@@ -76,43 +116,77 @@ def measure(name, batch, steps, dim, repeats, outer_jit):
             loss = tf.reduce_sum(layer(x))
         return tape.gradient(loss, [x] + layer.trainable_weights)
 
-    return (
-        _median_seconds(forward, x, repeats),
-        _median_seconds(forward_backward, x, repeats),
+    return {"forward": forward, "forward_backward": forward_backward}
+
+
+def measure(names, batch, steps, dim, passes, repeats=10, budget_s=5.0, outer_jit=True):
+    """Returns `{name: {pass: median seconds}}`, candidates timed interleaved.
+
+    One round calls every candidate once, in turn; the median over rounds
+    keeps a load change on a shared machine from favouring one candidate.
+    """
+    x = tf.random.normal((batch, steps, dim), seed=0)
+    fns = {name: _functions(name, x, outer_jit) for name in names}
+    result = {name: {} for name in names}
+    for p in passes:
+        for name in names:
+            for _ in range(2):  # compile, then warm
+                _call(fns[name][p], x)
+        first = {name: _call(fns[name][p], x) for name in names}
+        rounds = max(3, min(repeats, int(budget_s / max(sum(first.values()), 1e-6))))
+        times = {name: [t] for name, t in first.items()}
+        for _ in range(rounds - 1):
+            for name in names:
+                times[name].append(_call(fns[name][p], x))
+        for name in names:
+            result[name][p] = statistics.median(times[name])
+    return result
+
+
+def _row(batch, steps, dim):
+    row = {"batch": batch, "time": steps, "units": dim, "layers": {}}
+    seconds = measure(
+        FLAGS.candidates, batch, steps, dim, FLAGS.passes, FLAGS.repeats, FLAGS.budget_s,
+        FLAGS.outer_jit,
     )
+    for name in FLAGS.candidates:
+        row["layers"][name] = {f"{p}_ms": s * 1e3 for p, s in seconds[name].items()}
+    floor = row["layers"].get("floor")
+    for t in row["layers"].values():
+        for p in FLAGS.passes:
+            if floor:
+                t[f"{p}_x_floor"] = t[f"{p}_ms"] / floor[f"{p}_ms"]
+    layers = row["layers"]
+    for p in FLAGS.passes:
+        if "lstm" in layers and "sru_xla" in layers:
+            row[f"lstm_{p}_x_sru"] = layers["lstm"][f"{p}_ms"] / layers["sru_xla"][f"{p}_ms"]
+        if "paper_xla" in layers and "paper_scan" in layers:
+            row[f"paper_{p}_scan_x_loop"] = (
+                layers["paper_scan"][f"{p}_ms"] / layers["paper_xla"][f"{p}_ms"]
+            )
+    return row
+
+
+def _table_line(row, name):
+    t = row["layers"][name]
+    cells = [f"B{row['batch']:<3d} T{row['time']:<5d} d{row['units']:<5d} {name:12s}"]
+    for p in FLAGS.passes:
+        ratio = t.get(f"{p}_x_floor", float("nan"))
+        cells.append(f"{p} {t[f'{p}_ms']:9.2f} ms ({ratio:5.2f}x)")
+    return "  ".join(cells)
 
 
 def main(argv):
     del argv
+    unknown = sorted(set(FLAGS.candidates) - set(CANDIDATES))
+    if unknown:
+        raise app.UsageError(f"Unknown candidates {unknown}; choose from {sorted(CANDIDATES)}")
     results = []
-    for shape in FLAGS.shapes:
-        batch, steps, dim = (int(v) for v in shape.split("x"))
-        row = {"batch": batch, "time": steps, "units": dim, "layers": {}}
-        for name in FLAGS.candidates:
-            fwd, fwd_bwd = measure(name, batch, steps, dim, FLAGS.repeats, FLAGS.outer_jit)
-            row["layers"][name] = {"forward_ms": fwd * 1e3, "forward_backward_ms": fwd_bwd * 1e3}
-        floor = row["layers"].get("floor")
-        for name, t in row["layers"].items():
-            if floor:
-                t["forward_x_floor"] = t["forward_ms"] / floor["forward_ms"]
-                t["forward_backward_x_floor"] = (
-                    t["forward_backward_ms"] / floor["forward_backward_ms"]
-                )
-        sru = row["layers"].get("sru_xla")
-        lstm = row["layers"].get("lstm")
-        if sru and lstm:
-            row["lstm_forward_backward_x_sru"] = (
-                lstm["forward_backward_ms"] / sru["forward_backward_ms"]
-            )
+    for batch, steps, dim in _shapes():
+        row = _row(batch, steps, dim)
         results.append(row)
-        for name, t in row["layers"].items():
-            print(
-                f"B{batch} T{steps} d{dim} {name:10s} fwd {t['forward_ms']:8.2f} ms "
-                f"({t.get('forward_x_floor', float('nan')):5.2f}x)  fwd+bwd "
-                f"{t['forward_backward_ms']:8.2f} ms "
-                f"({t.get('forward_backward_x_floor', float('nan')):5.2f}x)",
-                file=sys.stderr,
-            )
+        for name in row["layers"]:
+            print(_table_line(row, name), file=sys.stderr, flush=True)
     print(
         json.dumps(
             {
@@ -120,6 +194,7 @@ def main(argv):
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
                 "cpu_threads": os.cpu_count(),
+                "load_average": os.getloadavg(),
                 "outer_jit": FLAGS.outer_jit,
                 "repeats": FLAGS.repeats,
                 "results": results,

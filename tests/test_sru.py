@@ -218,17 +218,19 @@ def test_scan_with_length_unknown_at_trace_time():
         )
 
 
-def test_auto_picks_scan_only_for_long_static_paper_form_sequences():
-    from mrrn_keras.layers.sru import SCAN_MIN_STEPS
+def test_auto_resolution(monkeypatch):
+    from mrrn_keras.layers import sru
 
     paper, gated = SRU(4, state_gates=False), SRU(4)
-    assert paper._resolved_implementation(SCAN_MIN_STEPS) == "scan"
-    assert paper._resolved_implementation(SCAN_MIN_STEPS - 1) == "xla"
-    assert paper._resolved_implementation(None) == "xla"
-    assert gated._resolved_implementation(SCAN_MIN_STEPS) == "xla"
-    assert SRU(4, state_gates=False, implementation="graph")._resolved_implementation(
-        SCAN_MIN_STEPS
-    ) == "graph"
+    # As measured (no crossover): the loop for every length.
+    assert {paper._resolved_implementation(t) for t in (1, 2048, None)} == {"xla"}
+    monkeypatch.setattr(sru, "SCAN_MIN_STEPS", 512)
+    assert paper._resolved_implementation(512) == "scan"
+    assert paper._resolved_implementation(511) == "xla"
+    assert paper._resolved_implementation(None) == "xla"  # T unknown at trace time
+    assert gated._resolved_implementation(512) == "xla"
+    graph = SRU(4, state_gates=False, implementation="graph")
+    assert graph._resolved_implementation(512) == "graph"
 
 
 def test_xla_and_graph_agree_on_long_sequences():

@@ -9,9 +9,11 @@ from keras import ops
 from mrrn_keras.layers.recurrence import c_recurrence, reference_recurrence, scan_recurrence
 
 IMPLEMENTATIONS = ("auto", "xla", "graph", "scan", "reference")
-# "auto" uses the parallel scan (state_gates=False only) from this many
-# steps on; see the SRU docstring for the measurements behind it.
-SCAN_MIN_STEPS = 512
+# "auto" would use the parallel scan (state_gates=False, T known when traced)
+# from this many steps on; None: never, since on the CPUs measured (SRU
+# docstring) the scan was nowhere faster than the loop. The one knob to set
+# where a measurement finds a crossover.
+SCAN_MIN_STEPS = None
 
 
 @keras.saving.register_keras_serializable(package="mrrn_keras")
@@ -63,9 +65,13 @@ class SRU(keras.layers.Layer):
         implementation: str. `"xla"`: XLA-compiled loops with a hand-written
             backward recurrence. `"graph"`: the same loops and gradient
             without XLA (identical numerics; for SavedModels served by TF
-            Serving). `"reference"`: a plain step-by-step loop differentiated
-            by autodiff, kept as the test oracle. `"auto"` picks `"xla"`.
-            Defaults to `"auto"`.
+            Serving). `"scan"`: a parallel (Blelloch) scan of the linear
+            recurrence, forward and backward, XLA-compiled; only with
+            `state_gates=False` (a `ValueError` otherwise); equal to the loop
+            to float rounding. `"reference"`: a plain step-by-step loop
+            differentiated by autodiff, kept as the test oracle. `"auto"`
+            picks `"xla"`: see "Choosing an implementation". Defaults to
+            `"auto"`.
         kernel_initializer: initializer for `kernel` and `projection_kernel`.
             Defaults to `"glorot_uniform"`.
         recurrent_initializer: initializer for `recurrent_weights`.
@@ -88,6 +94,28 @@ class SRU(keras.layers.Layer):
     Returns:
         `(batch, units)` or, with `return_sequences`, `(batch, time, units)`;
         with `return_state`, a list `[output, c_T]`.
+
+    Choosing an implementation: `"auto"` resolves to `"xla"` in every case
+    measured so far. The scan needs only `O(log T)` dependent steps, but on
+    CPU the XLA loop is not step-bound at these sizes (at B=1, d=512,
+    T=2048 the whole recurrence adds about 2 us per step to the matmul), and
+    the scan's extra passes over memory make it no faster:
+    measured with `python bench/sru.py --grid full --units 512 --candidates
+    floor,paper_xla,paper_scan [--noouter_jit]` (2 shared cores, load 2-4,
+    TF 2.21), scan time / loop time for `state_gates=False` at B in {1, 8,
+    32}, T in {16, 64, 512, 2048}, d=512 was 0.94-1.30 forward and 0.96-1.19
+    forward+backward as a plain graph (Keras `predict`/`fit` on CPU), and
+    0.97-1.29 / 1.00-1.46 inside an outer XLA function
+    (`fit(jit_compile=True)`), growing with T; d=256 and d=1024 at B=1 and
+    32 (T 64-2048, plain graph) gave 0.93-1.12 forward+backward. Ratios
+    below 1 were within run-to-run noise. So there is no crossover up to T=2048 and `"auto"`
+    never picks the scan (`SCAN_MIN_STEPS = None`); where a measurement finds
+    one (e.g. an accelerator), setting that constant makes `"auto"` pick the
+    scan for `state_gates=False` when T is known at trace time (a graph
+    traced for any T keeps the loop). Inside an outer XLA function the
+    XLA-compiled loop and the plain graph loop (which the outer compile
+    compiles anyway) measured within 4% of each other (B32 T64, B8 T512,
+    B1 T2048), so `"auto"` does not look for an enclosing XLA context.
 
     Example:
 
@@ -213,7 +241,12 @@ class SRU(keras.layers.Layer):
     def _resolved_implementation(self, steps):
         if self.implementation != "auto":
             return self.implementation
-        if not self.state_gates and steps is not None and steps >= SCAN_MIN_STEPS:
+        if (
+            not self.state_gates
+            and SCAN_MIN_STEPS is not None
+            and steps is not None
+            and steps >= SCAN_MIN_STEPS
+        ):
             return "scan"
         return "xla"
 
