@@ -231,6 +231,9 @@ def test_auto_resolution(monkeypatch):
     assert gated._resolved_implementation(512) == "xla"
     graph = SRU(4, state_gates=False, implementation="graph")
     assert graph._resolved_implementation(512) == "graph"
+    gated.implementation = "scan"  # as MRRN.set_implementation does
+    with pytest.raises(ValueError, match="Received: implementation="):
+        gated._resolved_implementation(8)
 
 
 def test_xla_and_graph_agree_on_long_sequences():

@@ -164,13 +164,7 @@ class SRU(keras.layers.Layer):
                 f"`implementation` must be one of {IMPLEMENTATIONS}. "
                 f"Received: implementation={implementation!r}"
             )
-        if implementation == "scan" and state_gates:
-            raise ValueError(
-                "`implementation='scan'` needs the linear recurrence of "
-                "`state_gates=False`; use 'auto', 'xla' or 'graph' with state "
-                f"gates. Received: implementation={implementation!r}, "
-                f"state_gates={state_gates!r}"
-            )
+        _check_scan(implementation, state_gates)
         self.units = units
         self.return_sequences = return_sequences
         self.return_state = return_state
@@ -239,6 +233,9 @@ class SRU(keras.layers.Layer):
         )
 
     def _resolved_implementation(self, steps):
+        # Checked again here: `implementation` may be reassigned after
+        # construction (e.g. `MRRN.set_implementation`).
+        _check_scan(self.implementation, self.state_gates)
         if self.implementation != "auto":
             return self.implementation
         if (
@@ -378,6 +375,16 @@ class SRU(keras.layers.Layer):
             }
         )
         return config
+
+
+def _check_scan(implementation, state_gates):
+    if implementation == "scan" and state_gates:
+        raise ValueError(
+            "`implementation='scan'` needs the linear recurrence of "
+            "`state_gates=False`; use 'auto', 'xla' or 'graph' with state "
+            f"gates. Received: implementation={implementation!r}, "
+            f"state_gates={state_gates!r}"
+        )
 
 
 def _carry_over_masked(h_seq, mask):
