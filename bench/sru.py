@@ -94,26 +94,30 @@ def _shapes():
     ]
 
 
-def _call(fn, x):
+def _call(fn, args):
     start = time.perf_counter()
-    np.asarray(fn(x)[0])
+    np.asarray(fn(*args)[0])
     return time.perf_counter() - start
 
 
 def _functions(name, x, outer_jit):
-    """`{pass: tf.function}` for one candidate, built and warmed up."""
+    """`{pass: tf.function}` for one candidate, built."""
     layer = CANDIDATES[name](x.shape[-1])
     layer(x)
 
     @tf.function(jit_compile=outer_jit)
-    def forward(x):
+    def forward(x, cotangent):
+        del cotangent
         return (layer(x),)
 
     @tf.function(jit_compile=outer_jit)
-    def forward_backward(x):
+    def forward_backward(x, cotangent):
+        # The output gradient is an input, not the ones of a plain sum: XLA
+        # would simplify a matmul's backward against a constant ones tensor
+        # into a reduction and flatter the floor.
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(layer(x))
+            loss = tf.reduce_sum(layer(x) * cotangent)
         return tape.gradient(loss, [x] + layer.trainable_weights)
 
     return {"forward": forward, "forward_backward": forward_backward}
@@ -127,17 +131,22 @@ def measure(names, batch, steps, dim, passes, repeats=10, budget_s=5.0, outer_ji
     """
     x = tf.random.normal((batch, steps, dim), seed=0)
     fns = {name: _functions(name, x, outer_jit) for name in names}
+    # Output widths differ (floor: 3 * dim), so one cotangent per candidate.
+    args = {
+        name: (x, tf.random.normal(fns[name]["forward"](x, 0.0)[0].shape, seed=1))
+        for name in names
+    }
     result = {name: {} for name in names}
     for p in passes:
         for name in names:
             for _ in range(2):  # compile, then warm
-                _call(fns[name][p], x)
-        first = {name: _call(fns[name][p], x) for name in names}
+                _call(fns[name][p], args[name])
+        first = {name: _call(fns[name][p], args[name]) for name in names}
         rounds = max(3, min(repeats, int(budget_s / max(sum(first.values()), 1e-6))))
         times = {name: [t] for name, t in first.items()}
         for _ in range(rounds - 1):
             for name in names:
-                times[name].append(_call(fns[name][p], x))
+                times[name].append(_call(fns[name][p], args[name]))
         for name in names:
             result[name][p] = statistics.median(times[name])
     return result
