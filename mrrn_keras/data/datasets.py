@@ -1,8 +1,17 @@
-"""Dataset indexes: datasets on disk turned into (path, label) lists."""
+"""Dataset indexes: datasets on disk turned into (path, label) lists.
 
+Four layouts are read: UCF-101 split files (`read_ucf101`), HMDB-51 split
+files (`read_hmdb51`), a folder of class folders (`read_folder`) and a CSV
+of `path,label[,start,end]` rows as Kinetics ships (`read_csv`);
+`read_dataset` picks one by name for the recipes and the CLI.
+"""
+
+import csv
 import dataclasses
+import math
 import os
 import pathlib
+import re
 
 from mrrn_keras.errors import DatasetError
 
@@ -15,11 +24,15 @@ class VideoIndex:
         paths: absolute video paths.
         labels: 0-based class index per video.
         class_names: the class names; label `k` is `class_names[k]`.
+        spans: `None` (every video is used whole) or one `(start, end)` pair
+            in seconds per video, `None` for a whole video (CSV rows with
+            start and end, as Kinetics trims its clips).
     """
 
     paths: tuple[str, ...]
     labels: tuple[int, ...]
     class_names: tuple[str, ...]
+    spans: tuple[tuple[float, float] | None, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -103,3 +116,271 @@ def read_ucf101(
         paths.append(str((root / videos_dir / rel).resolve()))
         labels.append(label)
     return VideoIndex(tuple(paths), tuple(labels), tuple(class_names))
+
+
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".flv")
+DATASET_FORMATS = ("ucf101", "hmdb51", "folder", "csv")
+_HMDB_SPLIT = re.compile(r"^(?P<cls>.+)_test_split(?P<split>[123])\.txt$")
+_HMDB_TAGS = {"train": "1", "test": "2"}
+
+
+def _check_split_subset(split, subset, subsets=("train", "test")):
+    if split not in (1, 2, 3):
+        raise ValueError(f"`split` must be 1, 2 or 3. Received: split={split!r}")
+    if subset not in subsets:
+        raise ValueError(f"`subset` must be one of {subsets}. Received: subset={subset!r}")
+
+
+def read_hmdb51(
+    root: str | os.PathLike,
+    *,
+    split: int = 1,
+    subset: str = "train",
+    videos_dir: str = "videos",
+    splits_dir: str = "splits",
+) -> VideoIndex:
+    """Reads an HMDB-51 style split: one `<class>_test_split<N>.txt` per class.
+
+    Each line is `<video file> <tag>`, tag 1 = train, 2 = test, 0 = unused;
+    videos live in `videos_dir/<class>/<video file>`. Classes are the split
+    files' class names, sorted.
+
+    Args:
+        root: dataset root holding `videos_dir/` and `splits_dir/`.
+        split: 1, 2 or 3.
+        subset: `"train"` or `"test"`.
+        videos_dir: folder of class folders, relative to `root`.
+        splits_dir: folder of the split files, relative to `root`.
+
+    Returns:
+        A `VideoIndex`.
+
+    Raises:
+        DatasetError: no split file for `split`, or a malformed line (the
+            message names the file and line number).
+        ValueError: for a bad `split` or `subset`.
+
+    Example:
+
+    >>> index = read_hmdb51("/data/hmdb51", split=1, subset="test")  # doctest: +SKIP
+    """
+    _check_split_subset(split, subset)
+    root = pathlib.Path(root)
+    split_root = root / splits_dir
+    files = {}
+    if split_root.is_dir():
+        for path in split_root.iterdir():
+            match = _HMDB_SPLIT.match(path.name)
+            if match and int(match["split"]) == split:
+                files[match["cls"]] = path
+    if not files:
+        raise DatasetError(
+            f"{split_root}: no HMDB-51 split files '<class>_test_split{split}.txt' found"
+        )
+    class_names = tuple(sorted(files))
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        for number, line in _read_lines(files[name]):
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DatasetError(
+                    f"{files[name]}:{number}: expected '<video> <0|1|2>' "
+                    f"(0 unused, 1 train, 2 test), got {line!r}"
+                )
+            if parts[1] == _HMDB_TAGS[subset]:
+                paths.append(str((root / videos_dir / name / parts[0]).resolve()))
+                labels.append(label)
+    return VideoIndex(tuple(paths), tuple(labels), class_names)
+
+
+def _check_class_names(class_names, found, where):
+    """Returns the class names to use: `class_names` if given (must cover `found`)."""
+    if class_names is None:
+        return tuple(sorted(found))
+    class_names = tuple(class_names)
+    unknown = sorted(set(found) - set(class_names))
+    if unknown:
+        raise DatasetError(
+            f"{where}: classes {unknown} are not among the given class_names {list(class_names)}"
+        )
+    return class_names
+
+
+def read_folder(
+    root: str | os.PathLike,
+    *,
+    class_names=None,
+    extensions=VIDEO_EXTENSIONS,
+) -> VideoIndex:
+    """Reads a folder of class folders: `root/<class>/<video>`.
+
+    Args:
+        root: the folder. Each sub-folder is a class; files whose suffix is
+            in `extensions` (any case) are its videos. Hidden entries are
+            ignored.
+        class_names: optional class names, in label order. Defaults to the
+            sorted sub-folder names. Give the training set's names when
+            reading a test folder, so labels agree.
+        extensions: video file suffixes, with the dot.
+
+    Returns:
+        A `VideoIndex`, videos sorted by class then file name.
+
+    Raises:
+        DatasetError: `root` is not a folder, has no class folder with a
+            video, or has a class folder not in `class_names`.
+
+    Example:
+
+    >>> index = read_folder("/data/my_videos/train")  # doctest: +SKIP
+    """
+    root = pathlib.Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: dataset folder not found")
+    suffixes = {e.lower() for e in extensions}
+    found = {}
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        videos = sorted(
+            p for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in suffixes
+        )
+        if videos:
+            found[folder.name] = videos
+    if not found:
+        raise DatasetError(
+            f"{root}: expected class folders holding videos ({', '.join(sorted(suffixes))}), "
+            "found none"
+        )
+    class_names = _check_class_names(class_names, found, root)
+    lookup = {name: k for k, name in enumerate(class_names)}
+    paths, labels = [], []
+    for name in sorted(found, key=lookup.__getitem__):
+        for video in found[name]:
+            paths.append(str(video.resolve()))
+            labels.append(lookup[name])
+    return VideoIndex(tuple(paths), tuple(labels), class_names)
+
+
+def _parse_seconds(text, file, number, line):
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise DatasetError(
+            f"{file}:{number}: start/end must be seconds >= 0, got {text!r} in {line!r}"
+        )
+    return value
+
+
+def read_csv(
+    path: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
+    class_names=None,
+) -> VideoIndex:
+    """Reads a CSV of `path,label[,start,end]` rows (Kinetics style).
+
+    A first row `path,label[,start,end]` is taken as a header. `label` is a
+    class name (or any string); `start`/`end` are seconds into the video
+    (both or neither per row; empty means the whole video).
+
+    Args:
+        path: the CSV file.
+        root: folder relative video paths are resolved against. Defaults
+            to the CSV's folder.
+        class_names: optional class names in label order. Defaults to the
+            sorted distinct labels of the file; give the training set's
+            names when reading a test CSV.
+
+    Returns:
+        A `VideoIndex` in file order, with `spans` set when any row has
+        start and end.
+
+    Raises:
+        DatasetError: the file is missing, empty, or a row is malformed (the
+            message names the file and line number).
+
+    Example:
+
+    >>> index = read_csv("/data/kinetics/train.csv")  # doctest: +SKIP
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: CSV file not found")
+    base = pathlib.Path(root) if root is not None else path.parent
+    rows = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        for number, row in enumerate(csv.reader(f), 1):
+            row = [c.strip() for c in row]
+            if not any(row):
+                continue
+            if not rows and number == 1 and row[:2] == ["path", "label"]:
+                continue
+            line = ",".join(row)
+            if len(row) not in (2, 4) or not row[0] or not row[1]:
+                raise DatasetError(
+                    f"{path}:{number}: expected 'path,label[,start,end]', got {line!r}"
+                )
+            span = None
+            if len(row) == 4 and (row[2] or row[3]):
+                start = _parse_seconds(row[2], path, number, line)
+                end = _parse_seconds(row[3], path, number, line)
+                if end <= start:
+                    raise DatasetError(f"{path}:{number}: end must be after start, got {line!r}")
+                span = (start, end)
+            rows.append((row[0], row[1], span))
+    if not rows:
+        raise DatasetError(f"{path}: no 'path,label[,start,end]' rows")
+    class_names = _check_class_names(class_names, {r[1] for r in rows}, path)
+    lookup = {name: k for k, name in enumerate(class_names)}
+    spans = tuple(r[2] for r in rows)
+    return VideoIndex(
+        tuple(str((base / r[0]).resolve()) for r in rows),
+        tuple(lookup[r[1]] for r in rows),
+        class_names,
+        spans if any(s is not None for s in spans) else None,
+    )
+
+
+def read_dataset(
+    format: str,
+    root: str | os.PathLike,
+    *,
+    subset: str = "train",
+    split: int = 1,
+    class_names=None,
+) -> VideoIndex:
+    """Reads one subset of a dataset in one of `DATASET_FORMATS`.
+
+    Layouts: `"ucf101"` and `"hmdb51"`: `root/videos/` and `root/splits/`
+    (see `read_ucf101`, `read_hmdb51`); `"folder"`: `root/<subset>/<class>/`
+    (see `read_folder`); `"csv"`: `root/<subset>.csv` (see `read_csv`).
+
+    Args:
+        format: one of `DATASET_FORMATS`.
+        root: the dataset root.
+        subset: `"train"` or `"test"` (folder and csv also accept any
+            other name, e.g. `"val"`).
+        split: split number for ucf101 and hmdb51.
+        class_names: class names for folder and csv, e.g. the training
+            subset's, so that labels agree across subsets.
+
+    Returns:
+        A `VideoIndex`.
+
+    Raises:
+        ValueError: an unknown format.
+        DatasetError: see the readers.
+    """
+    if format == "ucf101":
+        return read_ucf101(root, split=split, subset=subset)
+    if format == "hmdb51":
+        return read_hmdb51(root, split=split, subset=subset)
+    if format == "folder":
+        return read_folder(pathlib.Path(root) / subset, class_names=class_names)
+    if format == "csv":
+        return read_csv(pathlib.Path(root) / f"{subset}.csv", class_names=class_names)
+    raise ValueError(f"`format` must be one of {DATASET_FORMATS}. Received: format={format!r}")
