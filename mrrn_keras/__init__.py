@@ -17,9 +17,10 @@ if keras.backend.backend() != "tensorflow":
         "in ~/.keras/keras.json) before importing keras."
     )
 
+from mrrn_keras.export import export_for_serving  # noqa: E402
 from mrrn_keras.layers.sru import SRU  # noqa: E402
 from mrrn_keras.model import MRRN  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["MRRN", "SRU", "__version__"]
+__all__ = ["MRRN", "SRU", "__version__", "export_for_serving"]
