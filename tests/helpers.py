@@ -50,3 +50,30 @@ def run_layer_test(layer_factory, inputs, tmp_path, *, expected_weights, targets
     assert np.isfinite(history.history["loss"][0])
 
     run_model_saving_test(model, inputs, tmp_path)
+
+
+def indexed_frames(num_frames, height=32, width=40):
+    """Frame t is uniformly `16 + 8 * t` (t < 30): the frame index survives mpeg4."""
+    values = (16 + 8 * np.arange(num_frames)).astype(np.uint8)
+    return np.broadcast_to(values[:, None, None, None], (num_frames, height, width, 3)).copy()
+
+
+def frame_numbers(clip):
+    """Inverse of `indexed_frames`: the source frame index of each frame of a clip."""
+    means = np.asarray(clip, np.float64).reshape(len(clip), -1).mean(-1)
+    return np.round((means - 16) / 8).astype(int).tolist()
+
+
+def write_class_videos(root, counts, *, num_frames=8, height=32, width=40, ext=".avi"):
+    """Writes `root/<class>/<class>_<i><ext>` (mpeg4) for `{class: count}`; returns the paths."""
+    from mrrn_keras.data.video import write_video
+
+    paths = []
+    for name, count in counts.items():
+        folder = os.path.join(str(root), name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(count):
+            path = os.path.join(folder, f"{name}_{i}{ext}")
+            write_video(path, indexed_frames(num_frames + i, height, width), fps=8)
+            paths.append(path)
+    return paths
