@@ -7,10 +7,13 @@ max), so after any number of chunks the prediction equals the one-shot
 prediction on all frames seen so far.
 """
 
+from collections.abc import Iterator
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from mrrn_keras.data.video import PathLike, iter_frame_chunks
 from mrrn_keras.layers.sru import SRU
 from mrrn_keras.model import MRRN
 
@@ -157,3 +160,40 @@ class StreamingClassifier:
             probabilities[stream] = self._heads[stream](pooled)
         fused = self._fusion([probabilities[s] for s in self.streams])
         return new_state, fused, probabilities
+
+
+def stream_video(
+    classifier: StreamingClassifier,
+    path: PathLike,
+    *,
+    chunk_len: int = 16,
+    size=None,
+    stride: int = 1,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Classifies a video file chunk by chunk, decoding it only once.
+
+    Resets `classifier`, then decodes `path` front to back
+    (`mrrn_keras.data.video.iter_frame_chunks`) and feeds every chunk, so a
+    long file needs memory for one chunk only.
+
+    Args:
+        classifier: a `StreamingClassifier`.
+        path: str or path-like. The video file.
+        chunk_len: int >= 1. Frames per chunk. Defaults to `16`.
+        size: None, int or `(height, width)`: resize frames when decoding.
+        stride: int >= 1. Keep every `stride`-th frame. Defaults to `1`.
+
+    Yields:
+        `(frames_seen, probabilities)` after each chunk: the number of kept
+        frames so far and the fused `(num_classes,)` probabilities for them,
+        equal to the model's prediction on all those frames at once.
+
+    Raises:
+        VideoError: the file cannot be read.
+        ValueError: an invalid `chunk_len`, `stride` or `size`.
+    """
+    classifier.reset()
+    for chunk in iter_frame_chunks(path, chunk_len, size=size, stride=stride):
+        # (T_chunk, H, W, 3) -> (1, T_chunk, H, W, 3)
+        probabilities = classifier.update(chunk[None])
+        yield classifier.frames_seen, probabilities[0]

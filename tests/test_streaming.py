@@ -80,3 +80,17 @@ def test_bad_chunks_raise():
         stream.update(_frames(batch=3, steps=2))
     with pytest.raises(TypeError, match="MRRN"):
         StreamingClassifier(object())
+
+
+def test_stream_video_equals_the_whole_file(tmp_path):
+    from mrrn_keras.data.video import read_frames, write_video
+    from mrrn_keras.streaming import stream_video
+
+    path = tmp_path / "v.avi"
+    write_video(path, _frames(batch=1, steps=9, size=40)[0], codec="png")
+    model = MRRN(3, sru_layers=1, time_pooling="mean", **TINY)
+    stream = StreamingClassifier(model)
+    updates = list(stream_video(stream, path, chunk_len=4, size=32, stride=2))
+    assert [n for n, _ in updates] == [4, 5]
+    frames = read_frames(path, range(0, 9, 2), size=32)[None]  # (1, 5, 32, 32, 3)
+    np.testing.assert_allclose(updates[-1][1], np.asarray(model(frames))[0], atol=1e-5)

@@ -281,3 +281,26 @@ def test_unreadable_files_raise_video_error(tmp_path, kind, reader):
         "directory": "not a regular file",
     }
     assert expected[kind] in info.value.reason
+
+
+@pytest.mark.parametrize("chunk_len, stride", [(4, 1), (3, 2), (20, 1)])
+def test_iter_frame_chunks_concatenate_to_the_video(tmp_path, chunk_len, stride):
+    path = tmp_path / "v.avi"
+    video.write_video(path, flat_frames(10), codec="png")
+    chunks = list(video.iter_frame_chunks(path, chunk_len, stride=stride, size=16))
+    assert all(1 <= len(c) <= chunk_len for c in chunks)
+    assert all(len(c) == chunk_len for c in chunks[:-1])
+    np.testing.assert_array_equal(
+        np.concatenate(chunks), video.read_frames(path, range(0, 10, stride), size=16)
+    )
+
+
+def test_iter_frame_chunks_bad_arguments(tmp_path):
+    path = tmp_path / "v.avi"
+    video.write_video(path, flat_frames(3), codec="png")
+    with pytest.raises(ValueError, match="Received: chunk_len=0"):
+        next(video.iter_frame_chunks(path, 0))
+    with pytest.raises(ValueError, match="Received: stride=0"):
+        next(video.iter_frame_chunks(path, 2, stride=0))
+    with pytest.raises(VideoError, match="missing.avi"):
+        next(video.iter_frame_chunks(tmp_path / "missing.avi", 2))

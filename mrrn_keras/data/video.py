@@ -296,6 +296,68 @@ def read_frames(
     return np.stack([kept[min(int(i), count - 1)] for i in wanted])
 
 
+def iter_frame_chunks(
+    path: PathLike,
+    chunk_len: int,
+    *,
+    size: int | tuple[int, int] | None = None,
+    stride: int = 1,
+) -> Iterator[np.ndarray]:
+    """Decodes a video once, front to back, yielding frames in chunks.
+
+    Memory stays at one chunk whatever the video's length, which is what
+    streaming inference over long files needs. Every `stride`-th frame is
+    kept (frames 0, stride, 2 * stride, ...); the last chunk may be shorter.
+
+    Args:
+        path: str or path-like. The video file.
+        chunk_len: int >= 1. Kept frames per chunk.
+        size: None, int or `(height, width)`; see `read_frames`.
+        stride: int >= 1. Keep every `stride`-th decoded frame.
+
+    Yields:
+        uint8 arrays `(n, H, W, 3)`, RGB, `1 <= n <= chunk_len`.
+
+    Raises:
+        VideoError: the file cannot be read or decodes no frame.
+        ValueError: an invalid `chunk_len`, `stride` or `size`.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "v.avi"
+    >>> write_video(path, np.zeros((7, 32, 32, 3), np.uint8))
+    >>> [len(c) for c in iter_frame_chunks(path, 3)]
+    [3, 3, 1]
+    """
+    chunk_len = _check_positive_int("chunk_len", chunk_len)
+    stride = _check_positive_int("stride", stride)
+    hw = _parse_size(size)
+    kwargs = {"format": "rgb24"}
+    if hw is not None:
+        kwargs.update(height=hw[0], width=hw[1])
+    container, stream = _open_video(path)
+    name = os.fspath(path)
+    chunk: list[np.ndarray] = []
+    decoded = 0
+    try:
+        for index, frame in enumerate(_decode(name, container, stream)):
+            decoded = index + 1
+            if index % stride:
+                continue
+            chunk.append(frame.to_ndarray(**kwargs))
+            if len(chunk) == chunk_len:
+                yield np.stack(chunk)
+                chunk = []
+        if decoded == 0:
+            raise VideoError(name, "video stream has no decodable frames")
+    finally:
+        container.close()
+    if chunk:
+        yield np.stack(chunk)
+
+
 def _check_positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
