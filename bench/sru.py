@@ -138,16 +138,22 @@ def measure(names, batch, steps, dim, passes, repeats=10, budget_s=5.0, outer_ji
     }
     result = {name: {} for name in names}
     for p in passes:
+        running = []
         for name in names:
-            for _ in range(2):  # compile, then warm
-                _call(fns[name][p], args[name])
-        first = {name: _call(fns[name][p], args[name]) for name in names}
+            try:
+                for _ in range(2):  # compile, then warm
+                    _call(fns[name][p], args[name])
+                running.append(name)
+            except tf.errors.ResourceExhaustedError as err:
+                # Keras LSTM under XLA at B8 T2048 asks for 16 GiB.
+                result[name][p] = f"out of memory: {err.message.splitlines()[0]}"
+        first = {name: _call(fns[name][p], args[name]) for name in running}
         rounds = max(3, min(repeats, int(budget_s / max(sum(first.values()), 1e-6))))
         times = {name: [t] for name, t in first.items()}
         for _ in range(rounds - 1):
-            for name in names:
+            for name in running:
                 times[name].append(_call(fns[name][p], args[name]))
-        for name in names:
+        for name in running:
             result[name][p] = statistics.median(times[name])
     return result
 
@@ -159,20 +165,27 @@ def _row(batch, steps, dim):
         FLAGS.outer_jit,
     )
     for name in FLAGS.candidates:
-        row["layers"][name] = {f"{p}_ms": s * 1e3 for p, s in seconds[name].items()}
-    floor = row["layers"].get("floor")
-    for t in row["layers"].values():
-        for p in FLAGS.passes:
-            if floor:
-                t[f"{p}_x_floor"] = t[f"{p}_ms"] / floor[f"{p}_ms"]
-    layers = row["layers"]
-    for p in FLAGS.passes:
-        if "lstm" in layers and "sru_xla" in layers:
-            row[f"lstm_{p}_x_sru"] = layers["lstm"][f"{p}_ms"] / layers["sru_xla"][f"{p}_ms"]
-        if "paper_xla" in layers and "paper_scan" in layers:
-            row[f"paper_{p}_scan_x_loop"] = (
-                layers["paper_scan"][f"{p}_ms"] / layers["paper_xla"][f"{p}_ms"]
+        row["layers"][name] = {
+            f"{p}_ms" if isinstance(s, float) else f"{p}_error": (
+                s * 1e3 if isinstance(s, float) else s
             )
+            for p, s in seconds[name].items()
+        }
+    layers = row["layers"]
+
+    def ratio(p, a, b):
+        if f"{p}_ms" in layers.get(a, {}) and f"{p}_ms" in layers.get(b, {}):
+            return layers[a][f"{p}_ms"] / layers[b][f"{p}_ms"]
+        return None
+
+    for p in FLAGS.passes:
+        for name, t in layers.items():
+            if ratio(p, name, "floor") is not None:
+                t[f"{p}_x_floor"] = ratio(p, name, "floor")
+        if ratio(p, "lstm", "sru_xla") is not None:
+            row[f"lstm_{p}_x_sru"] = ratio(p, "lstm", "sru_xla")
+        if ratio(p, "paper_scan", "paper_xla") is not None:
+            row[f"paper_{p}_scan_x_loop"] = ratio(p, "paper_scan", "paper_xla")
     return row
 
 
@@ -180,6 +193,9 @@ def _table_line(row, name):
     t = row["layers"][name]
     cells = [f"B{row['batch']:<3d} T{row['time']:<5d} d{row['units']:<5d} {name:12s}"]
     for p in FLAGS.passes:
+        if f"{p}_ms" not in t:
+            cells.append(f"{p} {t[f'{p}_error'][:40]}")
+            continue
         ratio = t.get(f"{p}_x_floor", float("nan"))
         cells.append(f"{p} {t[f'{p}_ms']:9.2f} ms ({ratio:5.2f}x)")
     return "  ".join(cells)
