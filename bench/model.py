@@ -13,9 +13,10 @@ For each backbone and frame size, builds (weights=None):
     order_blind   MRRN with `sru_layers=0`: taps averaged over time
 
 and prints JSON: parameters, analytic multiply-adds per clip
-(`mrrn_keras.flops`), and the median time per clip of inference
-(`predict_on_batch`) and of a training step (`train_on_batch`, SGD),
-candidates timed interleaved (one call each per round). Ratios are to
+(`mrrn_keras.flops`), and the median wall and CPU time (this process, all
+threads) per clip of inference (`predict_on_batch`) and of a training step
+(`train_on_batch`, SGD), candidates timed interleaved (one call each per
+round). Ratios are to
 `backbone`. Keras compiles without XLA on CPU by default; `--jit` compiles
 the training step and inference with XLA.
 
@@ -46,6 +47,13 @@ from mrrn_keras.layers.taps import tap_sequences  # noqa: E402
 from mrrn_keras.layers.time_pooling import TimePooling  # noqa: E402
 
 MODELS = ("backbone", "mrrn_shared", "mrrn_indep", "cnn_lstm", "order_blind")
+TIMED_KEYS = (
+    "gflops_per_clip",
+    "inference_ms_per_clip",
+    "inference_cpu_ms_per_clip",
+    "train_step_ms_per_clip",
+    "train_step_cpu_ms_per_clip",
+)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("backbones", ["resnet18", "resnet50"], "Backbones to compare.")
@@ -99,22 +107,30 @@ def build(name, backbone):
 
 
 def _timed(fn):
-    start = time.perf_counter()
+    """(wall seconds, CPU seconds of this process, all threads) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def interleaved_medians(calls, repeats, budget_s):
-    """`{name: median seconds}` of zero-argument `calls`, one call each per round."""
+    """`{name: (median wall s, median CPU s)}` of zero-argument `calls`, one call each per round.
+
+    CPU time counts the work this process did, so on a machine shared with
+    other jobs it moves less with their load than wall time does.
+    """
     for fn in calls.values():
         fn()  # trace / compile
         fn()  # warm
     times = {name: [_timed(fn)] for name, fn in calls.items()}
-    round_s = sum(t[0] for t in times.values())
+    round_s = sum(t[0][0] for t in times.values())
     for _ in range(max(3, min(repeats, int(budget_s / max(round_s, 1e-6)))) - 1):
         for name, fn in calls.items():
             times[name].append(_timed(fn))
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {
+        name: tuple(statistics.median(column) for column in zip(*t))
+        for name, t in times.items()
+    }
 
 
 def _setting(backbone, size):
@@ -149,14 +165,14 @@ def _setting(backbone, size):
             medians = interleaved_medians(
                 {name: make(m) for name, m in models.items()}, FLAGS.repeats, FLAGS.budget_s
             )
-            for name, seconds in medians.items():
-                rows[name][f"{pass_name}_ms_per_clip"] = (
-                    1e3 * seconds / clips_per_call[pass_name]
-                )
+            for name, (wall, cpu) in medians.items():
+                per_clip = 1e3 / clips_per_call[pass_name]
+                rows[name][f"{pass_name}_ms_per_clip"] = wall * per_clip
+                rows[name][f"{pass_name}_cpu_ms_per_clip"] = cpu * per_clip
     base = rows.get("backbone")
     if base:
         for row in rows.values():
-            for key in ("gflops_per_clip", "inference_ms_per_clip", "train_step_ms_per_clip"):
+            for key in TIMED_KEYS:
                 if key in row and key in base:
                     row[f"{key}_x_backbone"] = row[key] / base[key]
     return rows
@@ -175,10 +191,10 @@ def main(argv):
             for name, row in rows.items():
                 cells = [f"{backbone} {size}px {name:12s} params {row['params'] / 1e6:6.1f}M",
                          f"GFLOPs {row['gflops_per_clip']:7.1f}"]
-                for key in ("inference_ms_per_clip", "train_step_ms_per_clip"):
+                for key in TIMED_KEYS[1:]:
                     if key in row:
                         cells.append(
-                            f"{key.split('_ms')[0]} {row[key]:8.1f} ms "
+                            f"{key.replace('_per_clip', '')} {row[key]:7.0f} "
                             f"({row.get(key + '_x_backbone', float('nan')):4.2f}x)"
                         )
                 print("  ".join(cells), file=sys.stderr, flush=True)
