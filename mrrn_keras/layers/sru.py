@@ -98,24 +98,27 @@ class SRU(keras.layers.Layer):
     Choosing an implementation: `"auto"` resolves to `"xla"` in every case
     measured so far. The scan needs only `O(log T)` dependent steps, but on
     CPU the XLA loop is not step-bound at these sizes (at B=1, d=512,
-    T=2048 the whole recurrence adds about 2 us per step to the matmul), and
-    the scan's extra passes over memory make it no faster:
-    measured with `python bench/sru.py --grid full --units 512 --candidates
-    floor,paper_xla,paper_scan [--noouter_jit]` (2 shared cores, load 2-4,
-    TF 2.21), scan time / loop time for `state_gates=False` at B in {1, 8,
-    32}, T in {16, 64, 512, 2048}, d=512 was 0.94-1.30 forward and 0.96-1.19
-    forward+backward as a plain graph (Keras `predict`/`fit` on CPU), and
-    0.97-1.29 / 1.00-1.46 inside an outer XLA function
-    (`fit(jit_compile=True)`), growing with T; d=256 and d=1024 at B=1 and
-    32 (T 64-2048, plain graph) gave 0.93-1.12 forward+backward. Ratios
-    below 1 were within run-to-run noise. So there is no crossover up to T=2048 and `"auto"`
-    never picks the scan (`SCAN_MIN_STEPS = None`); where a measurement finds
-    one (e.g. an accelerator), setting that constant makes `"auto"` pick the
-    scan for `state_gates=False` when T is known at trace time (a graph
-    traced for any T keeps the loop). Inside an outer XLA function the
-    XLA-compiled loop and the plain graph loop (which the outer compile
-    compiles anyway) measured within 4% of each other (B32 T64, B8 T512,
-    B1 T2048), so `"auto"` does not look for an enclosing XLA context.
+    T=2048 the whole recurrence adds about 4 us per step to the matmul), and
+    the scan's extra passes over memory make it no faster. Measured with
+    `python bench/sru.py --grid full --units 512 --candidates
+    floor,paper_xla,paper_scan --repeats 7 --budget_s 3 [--noouter_jit]`
+    (2 shared cores, load average 2-4, TF 2.21; docs/benchmarks.md), scan
+    time / loop time for `state_gates=False` at B in {1, 8, 32}, T in {16,
+    64, 512, 2048}, d=512 was 0.95-1.19 forward and 1.02-1.78
+    forward+backward inside an outer XLA function (`fit(jit_compile=True)`),
+    and 0.86-1.41 forward and 0.93-1.08 forward+backward as a plain graph
+    (Keras `predict`/`fit` on CPU). The values below 1 are all at T <= 64
+    and within run-to-run noise (another run gave 0.94-1.19 at the same
+    shapes); at T >= 512 the scan was slower in every case. So there is no
+    crossover up to T=2048 and `"auto"` never picks the scan
+    (`SCAN_MIN_STEPS = None`); where a measurement finds one (e.g. on an
+    accelerator), setting that constant makes `"auto"` pick the scan for
+    `state_gates=False` when T is known at trace time (a graph traced for
+    any T keeps the loop). Inside an outer XLA function the XLA-compiled
+    loop and the plain graph loop (which the outer compile compiles anyway)
+    measured within 5% of each other (B32 T64, B8 T512, B8 T2048), with
+    the sign flipping between runs, so `"auto"` does not look for an
+    enclosing XLA context.
 
     Example:
 
