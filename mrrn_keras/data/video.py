@@ -498,6 +498,12 @@ def load_clip(
     return read_frames(path, indices, size=size)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_video(
     path: PathLike,
     frames: np.ndarray,
@@ -594,6 +600,8 @@ def write_video(
         except (av.error.FFmpegError, OSError, ValueError) as err:
             reason = f"cannot write with codec {codec!r} ({_one_line(err)})"
             raise VideoError(target, reason) from err
+        # mkstemp creates 0600 files; give the video the usual permissions.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, target)
     except BaseException:
         if os.path.exists(tmp_name):
