@@ -20,7 +20,16 @@ if keras.backend.backend() != "tensorflow":
 from mrrn_keras.export import export_for_serving  # noqa: E402
 from mrrn_keras.layers.sru import SRU  # noqa: E402
 from mrrn_keras.model import MRRN  # noqa: E402
+from mrrn_keras.zoo import list_variants, load_mrrn, variant_info  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["MRRN", "SRU", "__version__", "export_for_serving"]
+__all__ = [
+    "MRRN",
+    "SRU",
+    "__version__",
+    "export_for_serving",
+    "list_variants",
+    "load_mrrn",
+    "variant_info",
+]

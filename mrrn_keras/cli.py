@@ -1,0 +1,195 @@
+"""The `mrrn` command: parses arguments, calls the library, prints.
+
+Each subcommand is one `Command` row in `COMMANDS`: a function adding its
+arguments and a function running it (returning the exit code). Adding a
+subcommand is a new row and its two functions.
+
+    mrrn list [PATTERN]
+    mrrn info NAME
+    mrrn predict [VIDEO ...] [--variant NAME] [--top-k K] [--json]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Quiet TensorFlow's C++ logging unless the user asked for it (only effective
+# if TensorFlow is not imported yet).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+DEFAULT_VARIANT = "mrrn_tiny.motion"
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A subcommand: its name, one-line help, argument setup and runner."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _percent(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+# === list ===
+
+
+def _list_arguments(parser):
+    parser.add_argument("pattern", nargs="?", help="wildcard, e.g. 'mrrn_r*' or '*.paper'")
+
+
+def _list(args) -> int:
+    from mrrn_keras.zoo import list_variants, variant_info
+
+    names = list_variants(args.pattern)
+    rows = [("name", "dataset", "classes", "top-1", "weights")]
+    for name in names:
+        info = variant_info(name)
+        dataset = info.dataset["name"] if info.dataset else "-"
+        rows.append((name, dataset, str(info.num_classes), _percent(info.metric("top1")),
+                     info.weights_source))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if not names:
+        print(f"no variant matches {args.pattern!r}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# === info ===
+
+
+def _info_arguments(parser):
+    parser.add_argument("name", help="registered name, entry folder or URL")
+
+
+def _info(args) -> int:
+    from mrrn_keras.zoo import variant_info
+
+    info = variant_info(args.name)
+    spec = info.input
+    size = f"{spec['frames']} frames at {spec['height']}x{spec['width']}, {spec['sampling']} sampling"
+    if info.weights is None:
+        weights = "none (architecture only)"
+    else:
+        where = info.weights.file or info.weights.url
+        weights = f"{info.weights_source}: {where} ({info.weights.size:,} bytes, sha256 {info.weights.sha256})"
+    lines = [
+        f"name:        {info.name}",
+        f"description: {info.description}",
+        f"location:    {info.location}",
+        f"backbone:    {info.model['backbone']} (width {info.model['backbone_width']}), "
+        f"streams {', '.join(info.model['streams'])}",
+        f"input:       {size}",
+        f"classes:     {info.num_classes}" + (f" ({', '.join(info.labels)})" if info.labels else ""),
+        f"dataset:     {info.dataset['name'] + ', split ' + info.dataset['split'] if info.dataset else '-'}",
+        f"params:      {info.params:,}",
+        f"license:     {info.license}",
+        f"weights:     {weights}",
+    ]
+    lines += [
+        f"metric:      {m['name']} {m['subset']} ({m['split']}) = {m['value']}" for m in info.metrics
+    ]
+    print("\n".join(lines))
+    print()
+    print(info.read_card().rstrip())
+    return 0
+
+
+# === predict ===
+
+
+def _predict_arguments(parser):
+    parser.add_argument("videos", nargs="*", metavar="VIDEO",
+                        help="video files; none classifies the bundled sample clip")
+    parser.add_argument("--variant", default=DEFAULT_VARIANT,
+                        help=f"registered name, entry folder or URL (default: {DEFAULT_VARIANT})")
+    parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default: 5)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _predict(args) -> int:
+    from mrrn_keras.predict import Prediction, classify_videos, sample_clip_path
+    from mrrn_keras.zoo import load_mrrn, variant_info
+
+    if args.top_k < 1:
+        print(f"mrrn predict: --top-k must be >= 1, got {args.top_k}", file=sys.stderr)
+        return 2
+    videos = args.videos
+    if not videos:
+        videos = [str(sample_clip_path())]
+        print(f"No video given: classifying the bundled sample clip {videos[0]}", file=sys.stderr)
+    info = variant_info(args.variant)
+    model = load_mrrn(args.variant)
+    spec = info.input
+    results = classify_videos(
+        model, videos, frames=spec["frames"], size=(spec["height"], spec["width"]),
+        sampling=spec["sampling"], top_k=args.top_k, labels=info.labels,
+    )
+    failed = False
+    for result in results:
+        if not isinstance(result, Prediction):
+            failed = True
+            print(f"mrrn predict: {result.path}: {result.reason}", file=sys.stderr)
+    if args.json:
+        document = {
+            "variant": info.name,
+            "predictions": [
+                {"path": r.path, "top_k": [{"label": label, "probability": p} for label, p in r.top_k]}
+                if isinstance(r, Prediction) else {"path": r.path, "error": r.reason}
+                for r in results
+            ],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for result in results:
+            if isinstance(result, Prediction):
+                print(result.path)
+                for label, p in result.top_k:
+                    print(f"  {p:7.2%}  {label}")
+    return 1 if failed else 0
+
+
+COMMANDS = (
+    Command("list", "list the registered variants", _list_arguments, _list),
+    Command("info", "show a variant's metadata and model card", _info_arguments, _info),
+    Command("predict", "classify video files", _predict_arguments, _predict),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mrrn", description="MRRN video action recognition model zoo."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in COMMANDS:
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+        sub.set_defaults(run=command.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs `mrrn`; returns the exit code (0 ok, 1 failed, 2 bad usage)."""
+    args = build_parser().parse_args(argv)
+    from mrrn_keras.errors import MRRNError
+
+    try:
+        return args.run(args)
+    except MRRNError as err:
+        print(f"mrrn {args.command}: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

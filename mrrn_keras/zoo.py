@@ -1,0 +1,617 @@
+"""The model zoo: variants as data, the registry, and `load_mrrn`.
+
+Every published variant is a folder `zoo/<name>/` holding `config.json`, a
+model card `card.md` and, for bundled weights, the `.weights.h5` file. The
+name is `architecture.tag` (`mrrn_tiny.motion`, `mrrn_r34.paper`), never
+hyperparameters. `config.json`:
+
+    name          str, the folder's name
+    architecture  str, the part of the name before the first "."
+    description   str, one line
+    model         the `MRRN` arguments, exactly as `MRRN.get_config()` minus
+                  name/trainable
+    input         {frames, height, width, sampling, dtype: "uint8", fps (optional)}
+    labels        one str per class, or null (then model.num_classes is used)
+    dataset       {name, split, recipe, format (optional)} or null
+    metrics       [{name, value, split, subset, command}], may be empty
+    license       str
+    params        int, equal to `MRRN(**model).count_params()`
+    weights       null (architecture only), {file, sha256, size} (bundled in
+                  the folder) or {url, sha256, size} (fetched into the cache)
+
+`parse_entry` checks all of it and raises `ZooError` naming the file and the
+field. The registry is the folders of the installed `zoo/`: the package data
+`mrrn_keras/zoo/` of an installed wheel, else `<repo>/zoo` of a checkout or
+editable install. (`mrrn_keras.zoo` is this module, so the data folder is
+found through the `mrrn_keras` package, not imported as `mrrn_keras.zoo`.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import importlib.resources
+import inspect
+import json
+import os
+import pathlib
+import re
+import types
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+
+import keras
+
+from mrrn_keras.data.video import SAMPLING_MODES
+from mrrn_keras.download import fetch_file, fetch_text, is_url, verify_file
+from mrrn_keras.errors import WeightsError, ZooError
+from mrrn_keras.model import FUSED_OUTPUT, MRRN, copy_layer_weights
+
+ENTRY_FILE = "config.json"
+CARD_FILE = "card.md"
+WEIGHTS_SUFFIX = ".weights.h5"
+# Metric subsets that mean "the fused output" (the model's own output).
+FUSED_SUBSETS = (FUSED_OUTPUT, "fused")
+# Every `MRRN` constructor argument: the keys of an entry's `model`.
+MODEL_ARGUMENTS = tuple(
+    name
+    for name, p in inspect.signature(MRRN.__init__).parameters.items()
+    if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+)
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_NONE = type(None)
+
+# field -> allowed types; `None` in a tuple means null is allowed.
+_TOP = {
+    "name": str, "architecture": str, "description": str, "model": dict, "input": dict,
+    "labels": (list, _NONE), "dataset": (dict, _NONE), "metrics": list, "license": str,
+    "params": int, "weights": (dict, _NONE),
+}
+_INPUT = {"frames": int, "height": int, "width": int, "sampling": str, "dtype": str}
+_INPUT_OPTIONAL = {"fps": (int, float, _NONE)}
+_DATASET = {"name": str, "split": str, "recipe": str}
+_DATASET_OPTIONAL = {"format": str}
+_METRIC = {"name": str, "value": (int, float), "split": str, "subset": str, "command": str}
+_WEIGHTS = {"sha256": str, "size": int}
+_WEIGHTS_OPTIONAL = {"file": str, "url": str}
+_TYPE_NAMES = {
+    str: "a string", int: "an integer", float: "a number", dict: "an object",
+    list: "a list", _NONE: "null",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsInfo:
+    """Where an entry's weights are and how to check them.
+
+    Attributes:
+        sha256: str. Hex sha256 of the `.weights.h5` file.
+        size: int. Its size in bytes.
+        file: str or None. File name inside the entry folder (bundled).
+        url: str or None. http(s)/file URL to fetch it from.
+    """
+
+    sha256: str
+    size: int
+    file: str | None = None
+    url: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class VariantInfo:
+    """A parsed, checked zoo entry (see the module docstring for the fields).
+
+    Attributes:
+        name, architecture, description, license, params: as in config.json.
+        model: read-only mapping of `MRRN` arguments.
+        input: read-only mapping `{frames, height, width, sampling, dtype[, fps]}`.
+        labels: tuple of class names, or None.
+        dataset: read-only mapping or None.
+        metrics: tuple of read-only mappings.
+        weights: `WeightsInfo` or None (architecture only).
+        location: str. The entry folder, or its URL for a remote entry.
+    """
+
+    name: str
+    architecture: str
+    description: str
+    model: Mapping
+    input: Mapping
+    labels: tuple[str, ...] | None
+    dataset: Mapping | None
+    metrics: tuple[Mapping, ...]
+    license: str
+    params: int
+    weights: WeightsInfo | None
+    location: str
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.model["num_classes"])
+
+    @property
+    def is_remote(self) -> bool:
+        return is_url(self.location)
+
+    @property
+    def weights_source(self) -> str:
+        """`"bundled"`, `"url"` or `"none"`."""
+        if self.weights is None:
+            return "none"
+        return "bundled" if self.weights.file else "url"
+
+    def metric(self, name: str = "top1", subset: str | None = None) -> float | None:
+        """The value of metric `name` on `subset` (default: the fused output), or None."""
+        subsets = FUSED_SUBSETS if subset is None else (subset,)
+        for row in self.metrics:
+            if row["name"] == name and row["subset"] in subsets:
+                return float(row["value"])
+        return None
+
+    def model_kwargs(self) -> dict:
+        """The `MRRN` arguments as a fresh dict; the entry's labels become `class_names`."""
+        kwargs = _thaw(self.model)
+        if kwargs["class_names"] is None and self.labels is not None:
+            kwargs["class_names"] = list(self.labels)
+        return kwargs
+
+    def read_card(self) -> str:
+        """The entry's `card.md` text."""
+        if self.is_remote:
+            return fetch_text(f"{self.location}/{CARD_FILE}")
+        path = pathlib.Path(self.location) / CARD_FILE
+        if not path.is_file():
+            raise ZooError(f"{path}: the entry has no model card ({CARD_FILE})")
+        return path.read_text(encoding="utf-8")
+
+
+# === Schema ===
+
+
+def _freeze(value):
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value):
+    if isinstance(value, Mapping):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _is_type(value, kinds) -> bool:
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if isinstance(value, bool):
+        return bool in kinds
+    return isinstance(value, kinds)
+
+
+class _Checker:
+    """Raises `ZooError("<file>: field `<field>` ...")`."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def fail(self, field: str, message: str):
+        raise ZooError(f"{self.source}: field `{field}` {message}")
+
+    def fields(self, obj: dict, prefix: str, required: dict, optional: dict | None = None):
+        optional = optional or {}
+        for key in required:
+            if key not in obj:
+                self.fail(f"{prefix}{key}", "is missing")
+        for key, value in obj.items():
+            kinds = required.get(key, optional.get(key))
+            if kinds is None:
+                known = ", ".join(sorted({*required, *optional}))
+                self.fail(f"{prefix}{key}", f"is not a known field (known: {known})")
+            if not _is_type(value, kinds):
+                kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+                expected = " or ".join(_TYPE_NAMES[k] for k in kinds)
+                self.fail(f"{prefix}{key}", f"must be {expected}. Received: {value!r}")
+
+
+def parse_entry(data, *, source: str, folder_name: str | None, location: str) -> VariantInfo:
+    """Checks a config.json document and returns its `VariantInfo`.
+
+    Args:
+        data: the decoded JSON.
+        source: str. The file, for messages.
+        folder_name: str or None. The entry folder's name, which `name`
+            must equal.
+        location: str. The entry folder or URL, kept in the result.
+
+    Raises:
+        ZooError: naming `source` and the offending field.
+    """
+    check = _Checker(source)
+    if not isinstance(data, dict):
+        check.fail("(top level)", f"must be a JSON object. Received: {type(data).__name__}")
+    check.fields(data, "", _TOP)
+    name, architecture = data["name"], data["architecture"]
+    if folder_name is not None and name != folder_name:
+        check.fail("name", f"must equal the entry folder's name {folder_name!r}. Received: {name!r}")
+    tag = name[len(architecture) + 1:] if name.startswith(f"{architecture}.") else ""
+    if not architecture or not tag or any(c in name for c in "/\\ \t"):
+        check.fail(
+            "name", f"must be `architecture.tag` with architecture={architecture!r}. Received: {name!r}"
+        )
+    model = _check_model(check, data["model"])
+    _check_input(check, data["input"], model)
+    labels = data["labels"]
+    if labels is not None:
+        if not all(isinstance(x, str) for x in labels):
+            check.fail("labels", f"must be a list of strings. Received: {labels!r}")
+        if len(labels) != model["num_classes"]:
+            check.fail(
+                "labels",
+                f"must hold model.num_classes={model['num_classes']} names. Received: {len(labels)}",
+            )
+        if model["class_names"] is not None and list(model["class_names"]) != labels:
+            check.fail("model.class_names", "must be null or equal `labels`")
+    if data["dataset"] is not None:
+        check.fields(data["dataset"], "dataset.", _DATASET, _DATASET_OPTIONAL)
+    for i, row in enumerate(data["metrics"]):
+        if not isinstance(row, dict):
+            check.fail(f"metrics[{i}]", f"must be an object. Received: {row!r}")
+        check.fields(row, f"metrics[{i}].", _METRIC)
+    if data["params"] < 0:
+        check.fail("params", f"must be >= 0. Received: {data['params']}")
+    weights = _check_weights(check, data["weights"])
+    return VariantInfo(
+        name=name,
+        architecture=architecture,
+        description=data["description"],
+        model=_freeze(model),
+        input=_freeze(data["input"]),
+        labels=None if labels is None else tuple(labels),
+        dataset=_freeze(data["dataset"]),
+        metrics=_freeze(data["metrics"]),
+        license=data["license"],
+        params=data["params"],
+        weights=weights,
+        location=location,
+    )
+
+
+def _check_model(check: _Checker, model: dict) -> dict:
+    for key in MODEL_ARGUMENTS:
+        if key not in model:
+            check.fail(f"model.{key}", "is missing (an entry lists every MRRN argument)")
+    for key in model:
+        if key not in MODEL_ARGUMENTS:
+            check.fail(f"model.{key}", f"is not an MRRN argument (known: {', '.join(MODEL_ARGUMENTS)})")
+    num_classes = model["num_classes"]
+    if not _is_type(num_classes, int) or num_classes < 1:
+        check.fail("model.num_classes", f"must be a positive integer. Received: {num_classes!r}")
+    if model["backbone_weights"] is not None:
+        check.fail(
+            "model.backbone_weights",
+            "must be null: the entry's own weights cover the backbone. "
+            f"Received: {model['backbone_weights']!r}",
+        )
+    return model
+
+
+def _check_input(check: _Checker, spec: dict, model: dict) -> None:
+    check.fields(spec, "input.", _INPUT, _INPUT_OPTIONAL)
+    if spec["frames"] < 1:
+        check.fail("input.frames", f"must be >= 1. Received: {spec['frames']}")
+    for key in ("height", "width"):
+        if spec[key] < 32:
+            check.fail(f"input.{key}", f"must be >= 32. Received: {spec[key]}")
+    if spec["sampling"] not in SAMPLING_MODES:
+        check.fail("input.sampling", f"must be one of {SAMPLING_MODES}. Received: {spec['sampling']!r}")
+    if spec["dtype"] != "uint8":
+        check.fail("input.dtype", f"must be 'uint8'. Received: {spec['dtype']!r}")
+    fps = spec.get("fps")
+    if fps is not None and not fps > 0:
+        check.fail("input.fps", f"must be > 0 or null. Received: {fps!r}")
+    size = model["image_size"]
+    if size is not None and list(size) != [spec["height"], spec["width"]]:
+        check.fail(
+            "model.image_size",
+            f"must be null or equal [input.height, input.width] = "
+            f"{[spec['height'], spec['width']]}. Received: {size!r}",
+        )
+
+
+def _check_weights(check: _Checker, weights: dict | None) -> WeightsInfo | None:
+    if weights is None:
+        return None
+    check.fields(weights, "weights.", _WEIGHTS, _WEIGHTS_OPTIONAL)
+    if ("file" in weights) == ("url" in weights):
+        check.fail("weights", "must have exactly one of `file` (bundled) and `url` (fetched)")
+    if not _SHA256.fullmatch(weights["sha256"]):
+        check.fail("weights.sha256", f"must be 64 lowercase hex digits. Received: {weights['sha256']!r}")
+    if weights["size"] <= 0:
+        check.fail("weights.size", f"must be a positive byte count. Received: {weights['size']}")
+    file = weights.get("file")
+    if file is not None and (
+        file in (".", "..") or any(c in file for c in "/\\") or not file.endswith(WEIGHTS_SUFFIX)
+    ):
+        check.fail(
+            "weights.file",
+            f"must be a file name in the entry folder ending in {WEIGHTS_SUFFIX}. Received: {file!r}",
+        )
+    url = weights.get("url")
+    if url is not None and not is_url(url):
+        check.fail("weights.url", f"must be an http(s) or file URL. Received: {url!r}")
+    return WeightsInfo(sha256=weights["sha256"], size=weights["size"], file=file, url=url)
+
+
+# === Registry ===
+
+
+def zoo_dir() -> pathlib.Path:
+    """The folder of registered entries (installed package data, else `<repo>/zoo`)."""
+    installed = importlib.resources.files("mrrn_keras").joinpath("zoo")
+    if installed.is_dir():
+        return pathlib.Path(str(installed))
+    return pathlib.Path(__file__).resolve().parent.parent / "zoo"
+
+
+def _registry() -> dict[str, pathlib.Path]:
+    root = zoo_dir()
+    if not root.is_dir():
+        return {}
+    return {
+        p.name: p
+        for p in sorted(root.iterdir())
+        # Hidden folders are in-progress atomic writes of an entry.
+        if not p.name.startswith((".", "_")) and (p / ENTRY_FILE).is_file()
+    }
+
+
+def list_variants(pattern: str | None = None) -> list[str]:
+    """Registered variant names, sorted, optionally filtered by a wildcard.
+
+    Args:
+        pattern: str or None. An `fnmatch` pattern such as `"mrrn_r*"` or
+            `"*.paper"`.
+
+    Example:
+
+    >>> "mrrn_r34.paper" in list_variants("mrrn_r*")
+    True
+    """
+    names = list(_registry())
+    return fnmatch.filter(names, pattern) if pattern else names
+
+
+def _unknown(name: str) -> ZooError:
+    names = list(_registry())
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return ZooError(
+        f"Unknown zoo variant {name!r}.{hint} Registered variants: {', '.join(names) or 'none'}. "
+        "A variant may also be an entry folder (with config.json) or an http(s)/file URL of one."
+    )
+
+
+def _read_local(folder: pathlib.Path) -> VariantInfo:
+    path = folder / ENTRY_FILE
+    if not path.is_file():
+        raise ZooError(f"{folder} is not a zoo entry: it has no {ENTRY_FILE}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ZooError(f"{path}: not valid JSON ({err})") from err
+    folder = folder.resolve()
+    return parse_entry(data, source=str(path), folder_name=folder.name, location=str(folder))
+
+
+def _read_remote(url: str) -> VariantInfo:
+    url = url.rstrip("/")
+    source = f"{url}/{ENTRY_FILE}"
+    try:
+        data = json.loads(fetch_text(source))
+    except json.JSONDecodeError as err:
+        raise ZooError(f"{source}: not valid JSON ({err})") from err
+    folder_name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    return parse_entry(data, source=source, folder_name=folder_name, location=url)
+
+
+def variant_info(variant: str | os.PathLike) -> VariantInfo:
+    """The checked metadata of a variant.
+
+    Args:
+        variant: a registered name, a local entry folder, or an http(s)/file
+            URL of an entry folder.
+
+    Raises:
+        ZooError: unknown name (listing the closest ones) or malformed entry.
+        WeightsError: a remote entry could not be fetched.
+
+    Example:
+
+    >>> info = variant_info("mrrn_r34.paper")
+    >>> info.model["backbone"], info.input["frames"], info.weights is None
+    ('resnet34', 12, True)
+    """
+    if isinstance(variant, os.PathLike):
+        return _read_local(pathlib.Path(variant))
+    if not isinstance(variant, str):
+        raise ZooError(
+            "`variant` must be a name, an entry folder or a URL. "
+            f"Received: variant={variant!r}"
+        )
+    if is_url(variant):
+        parts = urllib.parse.urlsplit(variant)
+        if parts.scheme == "file":
+            return _read_local(pathlib.Path(urllib.request.url2pathname(parts.path)))
+        return _read_remote(variant)
+    registry = _registry()
+    if variant in registry:
+        return _read_local(registry[variant])
+    if os.path.isdir(variant):
+        return _read_local(pathlib.Path(variant))
+    raise _unknown(variant)
+
+
+# === Loading ===
+
+
+def pretrained_weights_path(info: VariantInfo, *, progress: bool | None = None) -> pathlib.Path:
+    """The verified local path of an entry's weights, fetching them if remote.
+
+    Raises:
+        ZooError: the entry is architecture-only.
+        WeightsError: the file is missing, corrupt, or could not be fetched.
+    """
+    spec = info.weights
+    if spec is None:
+        raise ZooError(
+            f"{info.name} is architecture-only: it has no pretrained weights. Pass "
+            "weights=None for a randomly initialised model, or weights=<path to a "
+            ".weights.h5 file>."
+        )
+    if spec.file and not info.is_remote:
+        path = pathlib.Path(info.location) / spec.file
+        if not path.is_file():
+            raise WeightsError(f"{path} is missing: {info.name}'s {ENTRY_FILE} lists it as its weights")
+        problem = verify_file(path, sha256=spec.sha256, size=spec.size)
+        if problem:
+            raise WeightsError(
+                f"{path} does not match {info.name}'s {ENTRY_FILE}: {problem}. The file is "
+                "corrupt, or was replaced without updating the entry."
+            )
+        return path
+    url = spec.url or f"{info.location}/{urllib.parse.quote(spec.file)}"
+    name = spec.file or urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
+    if not name.endswith(WEIGHTS_SUFFIX):
+        # Keras reads weights only from files named *.weights.h5.
+        name = f"{info.name}{WEIGHTS_SUFFIX}"
+    return fetch_file(url, sha256=spec.sha256, size=spec.size, file_name=name, progress=progress)
+
+
+def _build(kwargs: dict, info: VariantInfo) -> MRRN:
+    try:
+        return MRRN(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ZooError(f"{info.location}: cannot build MRRN from the entry's `model`: {err}") from err
+
+
+def _load_weights(model, path, info: VariantInfo) -> None:
+    try:
+        model.load_weights(str(path))
+    except (ValueError, OSError) as err:
+        # Keras' message can print whole tensors: keep its first line.
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise WeightsError(f"{path} does not fit {info.name}'s model: {first}") from err
+
+
+def load_mrrn(
+    variant: str | os.PathLike,
+    *,
+    weights: str | os.PathLike | None = "pretrained",
+    num_classes: int | None = None,
+    include_top: bool = True,
+    progress: bool | None = None,
+    **overrides,
+) -> keras.Model:
+    """Builds a zoo variant, with its pretrained weights by default.
+
+    Args:
+        variant: a registered name (`list_variants()`), a local entry folder,
+            or an http(s)/file URL of an entry folder.
+        weights: `"pretrained"` (the entry's weights, fetched and verified),
+            `None` (random initialisation) or the path of a `.weights.h5`
+            file saved from a model built with the same arguments (including
+            `num_classes` and `overrides`).
+        num_classes: int or None. A number of classes different from the
+            entry's keeps the pretrained body (backbone and SRUs) and builds
+            fresh heads and fusion, for fine-tuning; labels then come from
+            `class_names=` or are None.
+        include_top: bool. `False` returns a model from frames to
+            `{stream: time-pooled features}` (the inputs of the heads).
+        progress: bool or None. Progress bar for downloads; `None` shows it
+            when stderr is a terminal.
+        **overrides: other `MRRN` arguments, e.g. `implementation`,
+            `dropout`, `stream_outputs`, `class_names`.
+
+    Returns:
+        An uncompiled `MRRN`, or the feature `keras.Model` if
+        `include_top=False`.
+
+    Raises:
+        ZooError: unknown variant, malformed entry, architecture-only entry
+            with `weights="pretrained"`, or overrides the weights cannot fit.
+        WeightsError: weights missing, corrupt or not downloadable.
+
+    Example:
+
+    >>> model = load_mrrn("mrrn_r18.paper", weights=None, image_size=(32, 32),
+    ...                   sru_units=8, sru_layers=1, backbone_width=0.125)
+    >>> model.output_shape
+    (None, 101)
+    """
+    info = variant_info(variant)
+    unknown = sorted(set(overrides) - set(MODEL_ARGUMENTS) - {"name"})
+    if unknown:
+        raise ZooError(
+            f"Unknown MRRN argument(s) {', '.join(unknown)}. Known: {', '.join(MODEL_ARGUMENTS)}"
+        )
+    base = info.model_kwargs()
+    target = dict(base)
+    new_heads = num_classes is not None and num_classes != base["num_classes"]
+    if new_heads:
+        target.update(num_classes=num_classes, class_names=None)
+    target.update(overrides)
+
+    if weights is None:
+        model = _build(target, info)
+    elif isinstance(weights, str) and weights == "pretrained":
+        path = pretrained_weights_path(info, progress=progress)
+        if target == base:
+            model = _build(base, info)
+            _load_weights(model, path, info)
+        else:
+            model = _transfer(info, base, target, path, new_heads=new_heads)
+    elif isinstance(weights, (str, os.PathLike)):
+        path = pathlib.Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"Weights file {path} not found")
+        model = _build(target, info)
+        _load_weights(model, path, info)
+    else:
+        raise ZooError(
+            '`weights` must be "pretrained", None or a path to a .weights.h5 file. '
+            f"Received: weights={weights!r}"
+        )
+    return model if include_top else _features_model(model)
+
+
+def _transfer(info, base, target, path, *, new_heads) -> MRRN:
+    """Builds `target` and fills it from the entry's weights, layer by layer.
+
+    Keras' .weights.h5 files are matched by layer order, which other outputs
+    or streams change, so the entry's own model reads the file and its
+    weights are copied by layer name.
+    """
+    source = _build(base, info)
+    _load_weights(source, path, info)
+    model = _build(target, info)
+    skip = {f"{s}_head" for s in model.streams} | {"fusion"} if new_heads else set()
+    try:
+        copy_layer_weights(source, model, skip=skip)
+    except ValueError as err:
+        changed = {k: v for k, v in target.items() if base.get(k) != v}
+        raise ZooError(
+            f"{info.name}'s pretrained weights do not fit the model with {changed}: {err}. "
+            "Pass weights=None to build that model untrained."
+        ) from err
+    return model
+
+
+def _features_model(model: MRRN) -> keras.Model:
+    # (B, T, H, W, 3) uint8 -> {stream: (B, sru_units or tap channels)}
+    outputs = {s: model.get_layer(f"{s}_time_pooling").output for s in model.streams}
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")

@@ -1,0 +1,108 @@
+"""Tests for the `mrrn` command (mrrn_keras.cli) and mrrn_keras.predict."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mrrn_keras import cli, predict
+from mrrn_keras.data.video import write_video
+from mrrn_keras.zoo import load_mrrn
+from tests.test_zoo import LABELS, write_tiny_entry
+
+
+@pytest.fixture(scope="module")
+def entry(tmp_path_factory):
+    folder, _, _ = write_tiny_entry(tmp_path_factory.mktemp("zoo"))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos")
+    rng = np.random.default_rng(0)
+    good = root / "good.avi"
+    write_video(good, rng.integers(0, 256, (6, 40, 48, 3), dtype=np.uint8), fps=8, codec="mpeg4")
+    text = root / "notes.avi"
+    text.write_text("not a video\n")
+    empty = root / "empty.mp4"
+    empty.write_bytes(b"")
+    return {"good": good, "text": text, "empty": empty, "missing": root / "missing.avi"}
+
+
+def test_list(capsys):
+    assert cli.main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["name", "dataset", "classes", "top-1", "weights"]
+    row = next(line for line in out.splitlines() if line.startswith("mrrn_r34.paper"))
+    assert row.split() == ["mrrn_r34.paper", "-", "101", "-", "none"]
+    assert cli.main(["list", "*.paper"]) == 0
+    assert "mrrn_tiny" not in capsys.readouterr().out
+    assert cli.main(["list", "nothing*"]) == 1
+
+
+def test_info(capsys, entry):
+    assert cli.main(["info", "mrrn_r50.paper"]) == 0
+    out = capsys.readouterr().out
+    assert "params:      56,422,575" in out and "none (architecture only)" in out
+    assert "# mrrn_r50.paper" in out
+    assert cli.main(["info", str(entry)]) == 0
+    out = capsys.readouterr().out
+    assert "left, right, still" in out and "bundled: model.weights.h5" in out
+
+
+def test_info_unknown_name(capsys):
+    assert cli.main(["info", "mrrn_r34.papr"]) == 1
+    assert "Did you mean 'mrrn_r34.paper'" in capsys.readouterr().err
+
+
+def test_predict_json(capsys, entry, videos):
+    code = cli.main(["predict", str(videos["good"]), "--variant", str(entry), "--json", "--top-k", "2"])
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["variant"] == "mrrn_test.tiny"
+    (result,) = document["predictions"]
+    assert result["path"] == str(videos["good"]) and len(result["top_k"]) == 2
+    assert {r["label"] for r in result["top_k"]} <= set(LABELS)
+    probabilities = [r["probability"] for r in result["top_k"]]
+    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1 + 1e-6
+
+
+def test_predict_bad_files_reported_others_classified(capsys, entry, videos):
+    args = [str(videos[k]) for k in ("missing", "text", "good", "empty")]
+    assert cli.main(["predict", *args, "--variant", str(entry), "--top-k", "1"]) == 1
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 3
+    for key, line in zip(("missing", "text", "empty"), errors):
+        assert str(videos[key]) in line
+    assert "not found" in errors[0] and "empty" in errors[2]
+    lines = captured.out.strip().splitlines()
+    assert lines[0] == str(videos["good"]) and lines[1].split()[-1] in LABELS
+    assert len(lines) == 2
+
+
+def test_predict_sample_clip(capsys, entry, videos, monkeypatch):
+    monkeypatch.setattr(predict, "sample_clip_path", lambda: videos["good"])
+    assert cli.main(["predict", "--variant", str(entry)]) == 0
+    captured = capsys.readouterr()
+    assert "bundled sample clip" in captured.err
+    assert captured.out.startswith(str(videos["good"]))
+
+
+@pytest.mark.skipif(not predict.sample_clip_path().is_file(), reason="sample clip not added yet")
+def test_predict_bundled_sample_clip_with_default_variant(capsys):
+    assert cli.main(["predict", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["variant"] == cli.DEFAULT_VARIANT
+
+
+def test_classify_videos(entry, videos):
+    model = load_mrrn(entry)
+    paths = [videos["good"], videos["text"], videos["good"]]
+    results = predict.classify_videos(model, paths, frames=4, size=(32, 32), top_k=3)
+    assert [type(r).__name__ for r in results] == ["Prediction", "VideoFailure", "Prediction"]
+    assert results[0] == results[2]
+    assert sum(p for _, p in results[0].top_k) == pytest.approx(1.0, abs=1e-5)
+    assert str(videos["text"]) == results[1].path
+    with pytest.raises(ValueError, match="top_k"):
+        predict.classify_videos(model, paths, frames=4, size=(32, 32), top_k=0)

@@ -1,0 +1,461 @@
+"""Tests for mrrn_keras.zoo (entries, registry, load_mrrn) and mrrn_keras.download."""
+
+import collections
+import copy
+import functools
+import http.server
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from mrrn_keras.download import sha256_file, weights_cache_path
+from mrrn_keras.errors import WeightsError, ZooError
+from mrrn_keras.model import MRRN
+from mrrn_keras.zoo import (
+    list_variants,
+    load_mrrn,
+    parse_entry,
+    variant_info,
+    zoo_dir,
+)
+
+TINY = dict(
+    backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=1, dropout=0.0,
+    image_size=(32, 32),
+)
+LABELS = ["left", "right", "still"]
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_entry_dict(model, name, weights):
+    """A config.json document for `model` (as the lead's and finetune's writers do)."""
+    return {
+        "name": name,
+        "architecture": name.split(".")[0],
+        "description": "Tiny test entry.",
+        "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
+        "input": {"frames": 4, "height": 32, "width": 32, "fps": 8, "sampling": "segments",
+                  "dtype": "uint8"},
+        "labels": list(LABELS),
+        "dataset": {"name": "none", "split": "1", "recipe": "tests/test_zoo.py"},
+        "metrics": [{"name": "top1", "value": 0.5, "split": "test", "subset": "probabilities",
+                     "command": "tests/test_zoo.py"}],
+        "license": "Apache-2.0",
+        "params": int(model.count_params()),
+        "weights": weights,
+    }
+
+
+def write_tiny_entry(root, name="mrrn_test.tiny", *, weights_url=None):
+    """Writes a tiny entry folder (bundled weights, or `weights_url` ones) and returns
+    (folder, model, weights bytes)."""
+    model = MRRN(len(LABELS), class_names=LABELS, **TINY)
+    folder = pathlib.Path(root) / name
+    folder.mkdir(parents=True)
+    weights_file = folder / "model.weights.h5"
+    model.save_weights(str(weights_file))
+    data = weights_file.read_bytes()
+    spec = {"sha256": sha256_file(weights_file), "size": len(data)}
+    if weights_url is None:
+        spec["file"] = weights_file.name
+    else:
+        spec["url"] = weights_url
+        weights_file.unlink()
+    (folder / "config.json").write_text(json.dumps(tiny_entry_dict(model, name, spec), indent=2))
+    (folder / "card.md").write_text(f"# {name}\n\nA tiny test entry.\n")
+    return folder, model, data
+
+
+def _frames(batch=2, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (batch, 4, 32, 32, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return write_tiny_entry(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    path = tmp_path / "mrrn_home"
+    monkeypatch.setenv("MRRN_HOME", str(path))
+    monkeypatch.delenv("MRRN_OFFLINE", raising=False)
+    return path
+
+
+# === Every registered entry ===
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_registered_entry(name):
+    info = variant_info(name)
+    assert info.name == name and pathlib.Path(info.location).parent == zoo_dir()
+    assert (pathlib.Path(info.location) / "card.md").is_file()
+    assert info.params == MRRN(**info.model_kwargs()).count_params()
+    if info.weights_source == "bundled":
+        path = pathlib.Path(info.location) / info.weights.file
+        assert path.stat().st_size == info.weights.size
+        assert sha256_file(path) == info.weights.sha256
+
+
+def test_registry():
+    assert {"mrrn_r18.paper", "mrrn_r34.paper", "mrrn_r50.paper", "mrrn_r101.paper"} <= set(
+        list_variants()
+    )
+    assert list_variants("*.paper") == [
+        "mrrn_r101.paper", "mrrn_r18.paper", "mrrn_r34.paper", "mrrn_r50.paper"
+    ]
+    assert list_variants("nothing*") == []
+    info = variant_info("mrrn_r34.paper")
+    assert (info.weights, info.labels, info.metrics) == (None, None, ())
+    assert info.model["sru_units"] == 1024 and info.input["frames"] == 12
+
+
+# === Schema ===
+
+
+def _mutations():
+    def drop(key):
+        return lambda d: d.pop(key)
+
+    def setter(path, value):
+        def apply(d):
+            *parents, last = path
+            for p in parents:
+                d = d[p]
+            d[last] = value
+        return apply
+
+    return [
+        ("missing key", drop("license"), "`license` is missing"),
+        ("wrong type", setter(["params"], "12"), "`params` must be an integer"),
+        ("name not folder", setter(["name"], "mrrn_test.other"), "`name` must equal"),
+        ("labels length", setter(["labels"], ["a", "b"]), "`labels` must hold"),
+        ("short sha256", setter(["weights", "sha256"], "abc"), "`weights.sha256`"),
+        ("file and url", setter(["weights", "url"], "https://x/y.weights.h5"),
+         "`weights` must have exactly one"),
+        ("unknown key", setter(["extra"], 1), "`extra` is not a known field"),
+        ("unknown model key", setter(["model", "units"], 8), "`model.units` is not an MRRN"),
+        ("bad sampling", setter(["input", "sampling"], "random"), "`input.sampling`"),
+        ("metric field", setter(["metrics", 0, "value"], "high"), "`metrics[0].value`"),
+        ("weights path", setter(["weights", "file"], "../x.weights.h5"), "`weights.file`"),
+    ]
+
+
+@pytest.mark.parametrize("case,mutate,message", _mutations(), ids=[m[0] for m in _mutations()])
+def test_malformed_entry_names_file_and_field(tiny, tmp_path, case, mutate, message):
+    folder = tmp_path / "mrrn_test.tiny"
+    folder.mkdir()
+    data = json.loads((tiny[0] / "config.json").read_text())
+    mutate(data)
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(ZooError) as err:
+        variant_info(folder)
+    assert str(folder / "config.json") in str(err.value)
+    assert message in str(err.value)
+
+
+def test_not_json_and_not_an_entry(tmp_path):
+    folder = tmp_path / "mrrn_test.bad"
+    folder.mkdir()
+    with pytest.raises(ZooError, match="no config.json"):
+        variant_info(folder)
+    (folder / "config.json").write_text("{")
+    with pytest.raises(ZooError, match="not valid JSON"):
+        variant_info(folder)
+
+
+def test_parse_entry_is_frozen(tiny):
+    data = json.loads((tiny[0] / "config.json").read_text())
+    info = parse_entry(copy.deepcopy(data), source="x", folder_name=None, location="x")
+    with pytest.raises(TypeError):
+        info.model["num_classes"] = 5
+    assert info.metric("top1") == 0.5 and info.weights_source == "bundled"
+
+
+# === load_mrrn ===
+
+
+def _assert_same_weights(a, b, layer_names):
+    for name in layer_names:
+        for x, y in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_load_local_folder_and_file_url(tiny):
+    folder, model, _ = tiny
+    frames = _frames()
+    expected = model.predict(frames, verbose=0)
+    for variant in (folder, str(folder), folder.as_uri()):
+        loaded = load_mrrn(variant)
+        assert loaded.class_names == tuple(LABELS)
+        np.testing.assert_allclose(loaded.predict(frames, verbose=0), expected, atol=1e-6)
+
+
+def test_load_weights_none_and_path(tiny):
+    folder, model, _ = tiny
+    random_init = load_mrrn(folder, weights=None)
+    assert not np.array_equal(
+        random_init.get_layer("low_head").get_weights()[0], model.get_layer("low_head").get_weights()[0]
+    )
+    from_path = load_mrrn(folder, weights=folder / "model.weights.h5")
+    _assert_same_weights(from_path, model, [l.name for l in model.layers if l.weights])
+    with pytest.raises(WeightsError, match="not found"):
+        load_mrrn(folder, weights=folder / "missing.weights.h5")
+
+
+def test_new_num_classes_keeps_body(tiny):
+    folder, model, _ = tiny
+    tuned = load_mrrn(folder, num_classes=5)
+    assert tuned.output_shape == (None, 5) and tuned.class_names is None
+    body = [l.name for l in model.layers if l.weights and not l.name.endswith("_head")]
+    assert any("sru" in n for n in body) and any("backbone" in n for n in body)
+    _assert_same_weights(tuned, model, body)
+    assert tuned.get_layer("low_head").get_weights()[0].shape[-1] == 5
+    named = load_mrrn(folder, num_classes=2, class_names=["x", "y"], stream_outputs=True)
+    assert named.class_names == ("x", "y")
+    assert set(named.predict(_frames(1), verbose=0)) == {"probabilities", "low", "mid", "high"}
+
+
+def test_overrides_reorder_layers_and_keep_weights(tiny):
+    folder, model, _ = tiny
+    frames = _frames()
+    loaded = load_mrrn(folder, stream_outputs=True, implementation="reference")
+    out = loaded.predict(frames, verbose=0)
+    np.testing.assert_allclose(out["probabilities"], model.predict(frames, verbose=0), atol=1e-5)
+
+
+def test_include_top_false(tiny):
+    folder, model, _ = tiny
+    features = load_mrrn(folder, include_top=False)
+    out = features.predict(_frames(), verbose=0)
+    assert set(out) == {"low", "mid", "high"}
+    assert all(v.shape == (2, TINY["sru_units"]) for v in out.values())
+
+
+def test_unknown_name_suggests_close_ones():
+    with pytest.raises(ZooError) as err:
+        load_mrrn("mrrn_r34.papr")
+    assert "'mrrn_r34.paper'" in str(err.value) and "Did you mean" in str(err.value)
+
+
+def test_architecture_only_entry():
+    with pytest.raises(ZooError, match="architecture-only.*weights=None"):
+        load_mrrn("mrrn_r18.paper")
+    model = load_mrrn("mrrn_r18.paper", weights=None, **TINY)
+    assert model.output_shape == (None, 101)
+    with pytest.raises(ZooError, match="Unknown MRRN argument"):
+        load_mrrn("mrrn_r18.paper", weights=None, units=3)
+
+
+@pytest.mark.skipif("mrrn_tiny.motion" not in list_variants(), reason="entry not trained yet")
+def test_registered_pretrained_entry():
+    model = load_mrrn("mrrn_tiny.motion")
+    info = variant_info("mrrn_tiny.motion")
+    assert model.class_names == info.labels and model.count_params() == info.params
+
+
+def test_corrupt_bundled_weights_refused(tiny, tmp_path):
+    folder, _, _ = tiny
+    copy_dir = tmp_path / folder.name
+    copy_dir.mkdir()
+    (copy_dir / "config.json").write_bytes((folder / "config.json").read_bytes())
+    data = bytearray((folder / "model.weights.h5").read_bytes())
+    data[-1] ^= 0xFF
+    (copy_dir / "model.weights.h5").write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="sha256"):
+        load_mrrn(copy_dir)
+
+
+# === Downloads against a local HTTP server ===
+
+
+class _Server:
+    """Serves `files` on 127.0.0.1; `mode` is "ok", "truncated" or "wrong"."""
+
+    def __init__(self):
+        self.files = {}
+        self.mode = "ok"
+        self.delay_s = 0.0
+        self.counts = collections.Counter()
+        self._lock = threading.Lock()
+        handler = functools.partial(_Handler, self)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self, path):
+        with self._lock:
+            self.counts[path] += 1
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def __init__(self, server_state, *args, **kwargs):
+        self.state = server_state
+        super().__init__(*args, **kwargs)
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        state = self.state
+        state.count(self.path)
+        body = state.files.get(self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        if self.path.endswith(".h5"):
+            time.sleep(state.delay_s)
+            if state.mode == "wrong":
+                body = bytes(b ^ 0x5A for b in body)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if state.mode == "truncated" and self.path.endswith(".h5"):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def server():
+    state = _Server()
+    yield state
+    state.httpd.shutdown()
+    state.httpd.server_close()
+
+
+@pytest.fixture
+def url_entry(tmp_path, server):
+    """A local entry folder whose weights are a URL on the test server, and its model."""
+    folder, model, data = write_tiny_entry(
+        tmp_path / "entries", weights_url=f"{server.url}/w/tiny.weights.h5"
+    )
+    server.files["/w/tiny.weights.h5"] = data
+    return folder, model
+
+
+def _cache_files(home):
+    return sorted(
+        str(p.relative_to(home)) for p in home.rglob("*") if p.is_file() and p.suffix != ".lock"
+    )
+
+
+def test_download_success_then_cached(home, server, url_entry):
+    url_entry, expected = url_entry
+    model = load_mrrn(url_entry, progress=False)
+    np.testing.assert_allclose(
+        model.predict(_frames(), verbose=0), expected.predict(_frames(), verbose=0), atol=1e-6
+    )
+    info = variant_info(url_entry)
+    target = weights_cache_path(info.weights.sha256, "tiny.weights.h5")
+    assert target.is_file() and _cache_files(home) == [str(target.relative_to(home))]
+    load_mrrn(url_entry)
+    assert server.counts["/w/tiny.weights.h5"] == 1
+    # A corrupt cached file is noticed and fetched again.
+    target.write_bytes(b"garbage")
+    load_mrrn(url_entry)
+    assert server.counts["/w/tiny.weights.h5"] == 2 and sha256_file(target) == info.weights.sha256
+
+
+def test_remote_entry_folder(home, server, tiny):
+    folder, model, data = tiny
+    server.files["/zoo/mrrn_test.tiny/config.json"] = (folder / "config.json").read_bytes()
+    server.files["/zoo/mrrn_test.tiny/card.md"] = (folder / "card.md").read_bytes()
+    server.files["/zoo/mrrn_test.tiny/model.weights.h5"] = data
+    url = f"{server.url}/zoo/mrrn_test.tiny"
+    loaded = load_mrrn(url + "/")
+    np.testing.assert_allclose(
+        loaded.predict(_frames(), verbose=0), model.predict(_frames(), verbose=0), atol=1e-6
+    )
+    info = variant_info(url)
+    assert info.location == url and "tiny test entry" in info.read_card()
+
+
+@pytest.mark.parametrize("mode", ["wrong", "truncated"])
+def test_bad_download_refused_and_not_cached(home, server, url_entry, mode):
+    url_entry, _ = url_entry
+    server.mode = mode
+    with pytest.raises(WeightsError) as err:
+        load_mrrn(url_entry)
+    message = str(err.value)
+    info = variant_info(url_entry)
+    assert info.weights.url in message
+    assert str(weights_cache_path(info.weights.sha256, "tiny.weights.h5")) in message
+    assert "place it at" in message
+    assert _cache_files(home) == []
+
+
+def test_server_down(home, tiny, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/w/tiny.weights.h5"
+    folder, _, _ = write_tiny_entry(tmp_path / "entries", weights_url=url)
+    with pytest.raises(WeightsError, match="Could not download") as err:
+        load_mrrn(folder)
+    assert url in str(err.value) and _cache_files(home) == []
+
+
+def test_offline_never_touches_network(home, server, url_entry, monkeypatch):
+    url_entry, _ = url_entry
+    monkeypatch.setenv("MRRN_OFFLINE", "1")
+    with pytest.raises(WeightsError) as err:
+        load_mrrn(url_entry)
+    message = str(err.value)
+    info = variant_info(url_entry)
+    assert "tiny.weights.h5" in message and info.weights.url in message
+    assert str(weights_cache_path(info.weights.sha256, "tiny.weights.h5")) in message
+    assert sum(server.counts.values()) == 0
+    monkeypatch.delenv("MRRN_OFFLINE")
+    load_mrrn(url_entry)
+    monkeypatch.setenv("MRRN_OFFLINE", "1")
+    load_mrrn(url_entry)  # served from the cache
+    assert sum(server.counts.values()) == 1
+
+
+_WORKER = """
+import pathlib, sys, time
+from mrrn_keras.zoo import load_mrrn
+ready, go = pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+ready.touch()
+while not go.exists():
+    time.sleep(0.05)
+print(load_mrrn(sys.argv[1]).count_params())
+"""
+
+
+def test_concurrent_loads_download_once(home, server, url_entry, tmp_path):
+    url_entry, _ = url_entry
+    server.delay_s = 1.0  # the first download is still running when the others ask
+    env = {**os.environ, "MRRN_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WORKER, str(url_entry), str(tmp_path / f"ready{i}"), str(go)],
+            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(4)
+    ]
+    deadline = time.time() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(4)):
+        assert time.time() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.1)
+    go.touch()
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+    assert len({out.strip() for out, _ in outputs}) == 1
+    assert server.counts["/w/tiny.weights.h5"] == 1
+    assert len(_cache_files(home)) == 1
