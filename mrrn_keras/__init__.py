@@ -6,6 +6,9 @@ Keras 3 with the TensorFlow backend is the only supported configuration.
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+# TensorFlow's C++ start-up chatter (CUDA probing on CPU-only machines) is
+# noise for library users; an explicit setting still wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
