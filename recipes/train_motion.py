@@ -18,7 +18,6 @@ Cost and result of the shipped run are written into the entry's card.md and
 `<out>/metrics.json` by the run itself.
 """
 
-import hashlib
 import json
 import os
 import pathlib
@@ -38,6 +37,7 @@ from mrrn_keras.model import copy_layer_weights  # noqa: E402
 from mrrn_keras.data.datasets import read_ucf101  # noqa: E402
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
 from mrrn_keras.data.video import read_frames  # noqa: E402
+from mrrn_keras.download import sha256_file  # noqa: E402
 from mrrn_keras.training import (  # noqa: E402
     compile_for_streams,
     repeat_labels,
@@ -141,14 +141,6 @@ def train_one(name, arch, data, flags_values, out):
     return deploy, metrics, seconds
 
 
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_entry(entry_dir, model, metrics, twin_metrics, flags_values, seconds, counts, command):
     """Writes config.json, card.md and weights of the zoo entry, atomically."""
     entry_dir = pathlib.Path(entry_dir)
@@ -195,7 +187,7 @@ def write_entry(entry_dir, model, metrics, twin_metrics, flags_values, seconds, 
         "params": int(model.count_params()),
         "weights": {
             "file": "model.weights.h5",
-            "sha256": sha256(weights_file),
+            "sha256": sha256_file(weights_file),
             "size": weights_file.stat().st_size,
         },
     }
