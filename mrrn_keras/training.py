@@ -1,9 +1,15 @@
-"""Training helpers shared by the recipes: losses per stream and evaluation."""
+"""Training helpers shared by the recipes: losses per stream, evaluation, plots, callbacks."""
+
+import logging
+import os
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from mrrn_keras.model import FUSED_OUTPUT
+
+logger = logging.getLogger(__name__)
 
 
 def output_keys(model) -> list[str]:
@@ -73,3 +79,204 @@ def top1_by_output(probabilities: dict, labels: np.ndarray) -> dict[str, float]:
         key: float(np.mean(np.argmax(np.asarray(p), axis=-1) == labels))
         for key, p in probabilities.items()
     }
+
+
+def classification_metrics(scores, labels, class_names=None, *, top_k: int = 5) -> dict:
+    """Top-1, top-k, per-class accuracy and confusion matrix of `(N, K)` scores.
+
+    Args:
+        scores: array `(N, K)` of class scores (probabilities or logits).
+        labels: int array `(N,)`.
+        class_names: optional K names for `per_class`; defaults to "0".."K-1".
+        top_k: int. The k of the top-k accuracy (capped at K).
+
+    Returns:
+        `{"count", "top1", "top<k>", "mean_class_accuracy", "per_class":
+        {name: accuracy or None when the class has no sample},
+        "confusion_matrix": [[count]] (rows true, columns predicted)}`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> m = classification_metrics(np.array([[.9, .1, 0], [.2, .3, .5]]), np.array([0, 1]),
+    ...                            top_k=2)
+    >>> m["top1"], m["top2"], m["confusion_matrix"]
+    (0.5, 1.0, [[1, 0, 0], [0, 0, 1], [0, 0, 0]])
+    """
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, np.int64)
+    num_classes = scores.shape[-1]
+    names = list(class_names) if class_names is not None else [str(k) for k in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(
+            f"`class_names` must have one name per score column ({num_classes}). "
+            f"Received: {len(names)} names"
+        )
+    k = min(top_k, num_classes)
+    predicted = np.argmax(scores, -1)
+    ranked = np.argsort(-scores, -1, kind="stable")[:, :k]
+    matrix = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    support = matrix.sum(1)
+    per_class = {
+        name: (float(matrix[c, c] / support[c]) if support[c] else None)
+        for c, name in enumerate(names)
+    }
+    present = [v for v in per_class.values() if v is not None]
+    count = len(labels)
+    return {
+        "count": count,
+        "top1": float(np.mean(predicted == labels)) if count else 0.0,
+        f"top{k}": float(np.mean((ranked == labels[:, None]).any(-1))) if count else 0.0,
+        "mean_class_accuracy": float(np.mean(present)) if present else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
+
+
+def predict_views(model, dataset):
+    """Runs `model` over `(frames, labels, video_ids)` batches.
+
+    Returns:
+        `(scores, labels, video_ids)`: scores `{output: (N, K)}` (one entry,
+        `"probabilities"`, for a single-output model), labels and ids `(N,)`.
+    """
+    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    scores, labels, ids = {}, [], []
+    for frames, y, video_ids in dataset:
+        out = predict(frames)
+        out = out if isinstance(out, dict) else {FUSED_OUTPUT: out}
+        for key, value in out.items():
+            scores.setdefault(key, []).append(np.asarray(value, np.float32))
+        y = next(iter(y.values())) if isinstance(y, dict) else y
+        labels.append(np.asarray(y))
+        ids.append(np.asarray(video_ids))
+    if not labels:
+        raise ValueError("The evaluation dataset yielded no batch: every video was skipped?")
+    return (
+        {k: np.concatenate(v) for k, v in scores.items()},
+        np.concatenate(labels),
+        np.concatenate(ids),
+    )
+
+
+def evaluate_videos(model, dataset, class_names=None, *, top_k: int = 5) -> dict:
+    """Video-level evaluation: scores of a video's views (clips x crops) averaged.
+
+    Args:
+        model: an MRRN (single or stream outputs).
+        dataset: batches of `(frames, labels, video_ids)`, e.g.
+            `clip_dataset(..., training=False, num_clips=10)`.
+        class_names: names for the per-class accuracies.
+        top_k: k of the top-k accuracy.
+
+    Returns:
+        `classification_metrics` of the fused output, plus `"videos"`,
+        `"views"` (views per video, on average) and `"by_output"`
+        `{output: top-1}` for every output.
+    """
+    scores, labels, ids = predict_views(model, dataset)
+    videos, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    counts = np.bincount(inverse)
+    averaged = {}
+    for key, value in scores.items():
+        total = np.zeros((len(videos), value.shape[-1]), np.float64)
+        np.add.at(total, inverse, value)
+        averaged[key] = total / counts[:, None]
+    video_labels = labels[first]
+    metrics = classification_metrics(averaged[FUSED_OUTPUT], video_labels, class_names, top_k=top_k)
+    metrics["videos"] = int(len(videos))
+    metrics["views"] = float(len(ids) / len(videos))
+    metrics["by_output"] = top1_by_output(averaged, video_labels)
+    return metrics
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion_matrix(matrix, class_names, path, *, title="Confusion matrix") -> None:
+    """Writes a confusion matrix (rows true, columns predicted) as a PNG, row-normalised colours."""
+    plt = _pyplot()
+    matrix = np.asarray(matrix, np.float64)
+    rates = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    n = len(class_names)
+    side = max(4.0, 0.45 * n + 2)
+    fig, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    color = "white" if rates[i, j] > 0.5 else "black"
+                    ax.text(j, i, int(matrix[i, j]), ha="center", va="center", color=color,
+                            fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=100)
+    plt.close(fig)
+
+
+def plot_history(history: dict, path, *, title="Training curves") -> None:
+    """Writes loss and accuracy curves (train and `val_`) per epoch as a PNG.
+
+    Args:
+        history: `{metric: [value per epoch]}`, e.g. `History.history` or
+            the columns of a `CSVLogger` file.
+        path: the PNG to write.
+    """
+    plt = _pyplot()
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, values in sorted(history.items()):
+        base = key[4:] if key.startswith("val_") else key
+        if base == "loss" or (base.endswith("acc") and base.startswith(FUSED_OUTPUT)):
+            ax = loss_ax if base == "loss" else acc_ax
+            ax.plot(range(1, len(values) + 1), values, marker="o", label=key)
+    for ax, name in ((loss_ax, "loss"), (acc_ax, "fused accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(os.fspath(path), dpi=100)
+    plt.close(fig)
+
+
+class SkippedVideosCallback(keras.callbacks.Callback):
+    """Reports the videos a pipeline skipped, at the end of every epoch.
+
+    Adds `skipped_videos` (count since the last epoch end) to the epoch's
+    logs, so `CSVLogger` and TensorBoard record it, and logs a warning
+    naming them. Decoding runs ahead of training (prefetch), so a video is
+    reported at the end of the epoch in which it was read.
+
+    Args:
+        skipped: the `mrrn_keras.data.pipeline.SkippedVideos` given to
+            `clip_dataset`.
+    """
+
+    def __init__(self, skipped):
+        super().__init__()
+        self.skipped = skipped
+
+    def on_epoch_end(self, epoch, logs=None):
+        pending = self.skipped.take()
+        if logs is not None:
+            logs["skipped_videos"] = len(pending)
+        if pending:
+            logger.warning(
+                "Epoch %d: skipped %d unreadable videos: %s", epoch + 1, len(pending),
+                "; ".join(f"{p} ({r})" for p, r in pending[:10])
+                + (" ..." if len(pending) > 10 else ""),
+            )

@@ -1,0 +1,65 @@
+"""tf.distribute strategies by name, for the fine-tuning recipe and the CLI."""
+
+import json
+import logging
+import os
+
+import tensorflow as tf
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+
+
+def make_strategy(name: str = "default", *, tpu: str | None = None) -> tf.distribute.Strategy:
+    """Returns the `tf.distribute.Strategy` called `name`.
+
+    - `"default"`: no distribution (one device).
+    - `"mirrored"`: `MirroredStrategy` over every local GPU (or every
+      logical CPU device when there is no GPU).
+    - `"multi_worker"`: `MultiWorkerMirroredStrategy`; the cluster comes from
+      the `TF_CONFIG` environment variable, which every worker must set.
+    - `"tpu"`: `TPUStrategy` on the TPU named by `tpu` (`""` or None: the
+      local / Colab one).
+
+    Args:
+        name: one of `STRATEGIES`.
+        tpu: TPU address or name, for `"tpu"`.
+
+    Raises:
+        ValueError: an unknown name, or `"multi_worker"` without `TF_CONFIG`.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError(
+                "strategy='multi_worker' needs the TF_CONFIG environment variable describing "
+                "the cluster and this worker's task. Received: TF_CONFIG unset"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ValueError(f"`strategy` must be one of {STRATEGIES}. Received: strategy={name!r}")
+
+
+def is_chief() -> bool:
+    """True unless `TF_CONFIG` names this process a non-chief worker.
+
+    The chief is task 0 of "worker" when the cluster has no "chief" job.
+    Only the chief writes a run's outputs; other workers write to scratch.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = config.get("task", {})
+    cluster = config.get("cluster", {})
+    if not task:
+        return True
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster

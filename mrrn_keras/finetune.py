@@ -1,0 +1,613 @@
+"""Fine-tuning a zoo variant on a video dataset with `model.fit`, and evaluating it.
+
+`finetune(FinetuneConfig(...))` is what `recipes/finetune.py` and
+`mrrn finetune` run: read the dataset (UCF-101, HMDB-51, folder or CSV; raw
+videos or a frame cache), load the variant with new heads for the dataset's
+classes, optionally train the heads alone on a frozen backbone for a few
+epochs, then train everything with AdamW on a cosine schedule and a loss per
+stream plus the fused output. A run writes, under `out_dir`:
+
+    run_config.json      the resolved configuration
+    log.csv              per-epoch metrics (appended across restarts)
+    tensorboard/         TensorBoard logs
+    backup/              BackupAndRestore state while training (deleted at the end)
+    best.weights.h5      the best epoch by validation fused accuracy
+    metrics.json         final video-level evaluation (top-1/5, per class, confusion)
+    confusion_matrix.png, curves.png
+    model.keras          the deploy model (fused output only)
+    entry/               a zoo entry folder: config.json, card.md, weights, sha256
+
+A run killed at any point and started again with the same configuration
+resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import time
+
+import keras
+import tensorflow as tf
+
+from mrrn_keras.data.cache import open_cache
+from mrrn_keras.data.datasets import DATASET_FORMATS, read_dataset
+from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
+from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
+from mrrn_keras.distribute import STRATEGIES, is_chief, make_strategy
+from mrrn_keras.model import MRRN, copy_layer_weights
+from mrrn_keras.training import (
+    SkippedVideosCallback,
+    compile_for_streams,
+    evaluate_videos,
+    output_keys,
+    plot_confusion_matrix,
+    plot_history,
+)
+
+logger = logging.getLogger(__name__)
+
+BEST_MONITOR = "val_probabilities_acc"
+_WARMUP_DONE = "warmup_done.weights.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class FinetuneConfig:
+    """Everything a fine-tuning run needs; `finetune` saves it as `run_config.json`.
+
+    Args:
+        variant: str. Zoo name, entry folder or URL (see `load_mrrn`).
+        data_format: str. One of `DATASET_FORMATS`.
+        data_dir: str. Dataset root (see `read_dataset`).
+        out_dir: str. Run folder (outputs, backups).
+        split: int. Split of ucf101 / hmdb51. Defaults to 1.
+        cache_dir: str or None. A frame cache from `mrrn prepare` holding
+            `train/` and `test/`; used instead of the raw videos when set.
+        frames, size, sampling: clip length, frame size and sampling mode;
+            `None` takes the variant's own input spec.
+        stride: int. Frame step of dense sampling. Defaults to 1.
+        short: str. Short videos: "loop" or "pad". Defaults to "loop".
+        batch_size: int. Global batch size. Defaults to 8.
+        epochs: int. Total epochs, warm-up included. Defaults to 10.
+        warmup_epochs: int. Leading epochs with the backbone frozen (heads
+            and SRUs train). Defaults to 0.
+        learning_rate: float. Peak AdamW learning rate. Defaults to 1e-3.
+        weight_decay: float. AdamW weight decay. Defaults to 1e-4.
+        stream_weight: float. Loss weight of each stream next to the fused
+            output. Defaults to 1.0.
+        augment: bool. Random resized crops when training. Defaults to True.
+        min_scale: float. Smallest crop area fraction. Defaults to 0.5.
+        flip: bool. Random horizontal flips. Defaults to False (they swap
+            direction-sensitive labels such as left/right).
+        eval_clips, eval_crops: views per video in the final evaluation.
+        mixed_precision: bool. `mixed_float16` compute. Defaults to False.
+        strategy: str. One of `STRATEGIES`. Defaults to "default".
+        tpu: str or None. TPU address for strategy "tpu".
+        on_error: str. Unreadable videos: "skip" (counted) or "raise".
+        seed: int. Seeds data order, clip draws, augmentation, init.
+        jit_compile: bool. XLA-compile the train step. Defaults to True.
+        entry_name: str or None. Name of the written zoo entry; defaults
+            to "<architecture>.<out_dir folder name>".
+    """
+
+    variant: str
+    data_format: str
+    data_dir: str
+    out_dir: str
+    split: int = 1
+    cache_dir: str | None = None
+    frames: int | None = None
+    size: int | None = None
+    sampling: str | None = None
+    stride: int = 1
+    short: str = "loop"
+    batch_size: int = 8
+    epochs: int = 10
+    warmup_epochs: int = 0
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    stream_weight: float = 1.0
+    augment: bool = True
+    min_scale: float = 0.5
+    flip: bool = False
+    eval_clips: int = 1
+    eval_crops: int = 1
+    mixed_precision: bool = False
+    strategy: str = "default"
+    tpu: str | None = None
+    on_error: str = "skip"
+    seed: int = 0
+    jit_compile: bool = True
+    entry_name: str | None = None
+
+    def __post_init__(self):
+        if self.data_format not in DATASET_FORMATS:
+            raise ValueError(
+                f"`data_format` must be one of {DATASET_FORMATS}. "
+                f"Received: data_format={self.data_format!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"`strategy` must be one of {STRATEGIES}. Received: strategy={self.strategy!r}"
+            )
+        if self.sampling is not None and self.sampling not in SAMPLING_MODES:
+            raise ValueError(
+                f"`sampling` must be one of {SAMPLING_MODES}. Received: sampling={self.sampling!r}"
+            )
+        if self.short not in SHORT_POLICIES:
+            raise ValueError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
+        for name in ("batch_size", "epochs", "eval_clips"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(
+                "`warmup_epochs` must be in [0, epochs). "
+                f"Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
+            )
+
+
+FIELD_HELP = {
+    "variant": "Zoo variant name, entry folder or URL to start from.",
+    "data_format": f"Dataset layout: one of {', '.join(DATASET_FORMATS)}.",
+    "data_dir": "Dataset root (ucf101/hmdb51: videos/ + splits/; folder: train/ and test/ "
+    "of class folders; csv: train.csv and test.csv).",
+    "out_dir": "Run folder: logs, backups, checkpoints, metrics, plots, model, zoo entry.",
+    "split": "Split number for ucf101/hmdb51.",
+    "cache_dir": "Frame cache from `mrrn prepare` (holding train/ and test/) to read "
+    "instead of the raw videos.",
+    "frames": "Frames per clip (default: the variant's).",
+    "size": "Frame height and width (default: the variant's).",
+    "sampling": f"Frame sampling: {', '.join(SAMPLING_MODES)} (default: the variant's).",
+    "stride": "Frame step of dense sampling.",
+    "short": "Videos shorter than a clip: loop or pad.",
+    "batch_size": "Global batch size.",
+    "epochs": "Total epochs, warm-up included.",
+    "warmup_epochs": "Leading epochs with the backbone frozen.",
+    "learning_rate": "Peak AdamW learning rate (cosine decay).",
+    "weight_decay": "AdamW weight decay.",
+    "stream_weight": "Loss weight of each stream next to the fused output.",
+    "augment": "Random resized crops when training.",
+    "min_scale": "Smallest area fraction of a random resized crop.",
+    "flip": "Random horizontal flips (off: they swap left/right-type labels).",
+    "eval_clips": "Clips per video in the final evaluation (scores averaged).",
+    "eval_crops": "Crops per clip in the final evaluation: 1 or 3.",
+    "mixed_precision": "Compute in mixed_float16.",
+    "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}.",
+    "tpu": "TPU name or address for --strategy tpu.",
+    "on_error": "Unreadable videos: skip (counted, reported each epoch) or raise.",
+    "seed": "Seed of data order, clip draws, augmentation and initialisation.",
+    "jit_compile": "XLA-compile the training step.",
+    "entry_name": "Name of the zoo entry written (default: <architecture>.<out_dir folder>).",
+}
+
+
+def config_options() -> list[tuple[str, type, object, bool, str]]:
+    """`(name, type, default, required, help)` of every `FinetuneConfig` field.
+
+    The recipe's absl flags and the CLI's arguments are both generated from
+    this, so the two cannot drift apart.
+    """
+    types = {"str": str, "int": int, "float": float, "bool": bool}
+    options = []
+    for field in dataclasses.fields(FinetuneConfig):
+        kind = types[str(field.type).split("|")[0].strip()]
+        required = field.default is dataclasses.MISSING
+        default = None if required else field.default
+        options.append((field.name, kind, default, required, FIELD_HELP[field.name]))
+    return options
+
+
+def _variant_input(variant):
+    """The variant's input spec `{frames, height, width, sampling}` from the zoo."""
+    from mrrn_keras.zoo import variant_info
+
+    return dict(variant_info(variant).input)
+
+
+def _load_variant(variant, num_classes, class_names):
+    from mrrn_keras.zoo import load_mrrn
+
+    return load_mrrn(
+        variant, num_classes=num_classes, stream_outputs=True, class_names=class_names
+    )
+
+
+def resolve_clip_spec(config: FinetuneConfig, variant_input: dict | None) -> ClipSpec:
+    """The `ClipSpec` of a run: the config's values, else the variant's input spec."""
+    spec = variant_input or {}
+    frames = config.frames or spec.get("frames")
+    size = config.size or spec.get("height")
+    if frames is None or size is None:
+        raise ValueError(
+            "The clip length and frame size come from the variant's input spec or from "
+            f"`frames` and `size`. Received: frames={config.frames!r}, size={config.size!r}"
+        )
+    return ClipSpec(
+        clip_len=int(frames), size=int(size),
+        mode=config.sampling or spec.get("sampling", "segments"),
+        stride=config.stride, short=config.short,
+    )
+
+
+def read_sources(config: FinetuneConfig):
+    """(train source, test source, class names): raw `VideoIndex`es or `FrameCache`s."""
+    if config.cache_dir:
+        train = open_cache(pathlib.Path(config.cache_dir) / "train")
+        test = open_cache(pathlib.Path(config.cache_dir) / "test")
+    else:
+        train = read_dataset(config.data_format, config.data_dir, subset="train", split=config.split)
+        test = read_dataset(
+            config.data_format, config.data_dir, subset="test", split=config.split,
+            class_names=train.class_names,
+        )
+    return train, test, tuple(train.class_names)
+
+
+def _set_backbone_trainable(model, trainable: bool) -> None:
+    for layer in model.layers:
+        if "backbone" in layer.name:
+            layer.trainable = trainable
+
+
+def _compile(model, config, learning_rate):
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    if config.mixed_precision:
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    compile_for_streams(
+        model, optimizer, stream_weight=config.stream_weight, jit_compile=config.jit_compile
+    )
+
+
+def _multi_worker_compat(model, strategy, dataset) -> None:
+    """Works around two Keras 3.15 `fit` failures under MultiWorkerMirroredStrategy.
+
+    1. `fit` first reduces a distributed batch with `strategy.reduce("MEAN",
+       (x, y))` to build metrics; across workers that fails on a nested batch
+       ("Attempt to convert a value (PerReplica ...) to a Tensor"). Metrics and
+       losses are built here from one local batch instead, and that step is off.
+    2. Every step reduces the logs with `strategy.reduce("MEAN", v, axis=0)`,
+       which fails on scalar logs ("Invalid reduction dimension 0 for input
+       with 0 dimensions", tensorflow/tensorflow#72388). The steps here return
+       each log as a 1-vector, which that reduction turns back into a scalar.
+    Other strategies are left alone.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    with strategy.scope():
+        model._symbolic_build(data_batch=next(iter(dataset.take(1))))
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    for name in ("train_step", "test_step"):
+        step = getattr(type(model), name).__get__(model)
+        setattr(model, name, lambda data, step=step: keras.tree.map_structure(
+            lambda v: tf.reshape(v, [1]), step(data)))
+
+
+def _read_log(path) -> dict:
+    """Columns of a CSVLogger file as `{name: [float]}`."""
+    import csv
+
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for row in rows:
+        for key, value in row.items():
+            if key != "epoch" and value not in ("", None):
+                columns.setdefault(key, []).append(float(value))
+    return columns
+
+
+def sha256_file(path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def deploy_model(model) -> MRRN:
+    """The single-output (fused) twin of a `stream_outputs=True` MRRN, same weights."""
+    deploy = MRRN.from_config({**model.get_config(), "stream_outputs": False})
+    copy_layer_weights(model, deploy)
+    return deploy
+
+
+def write_entry(entry_dir, model, *, input_spec, dataset, metrics, description, card) -> dict:
+    """Writes a zoo entry folder (config.json, card.md, model.weights.h5) atomically.
+
+    Args:
+        entry_dir: the folder; its name is the entry's name.
+        model: a deploy MRRN (`stream_outputs=False`) with class names.
+        input_spec: `{frames, height, width, sampling, ...}`.
+        dataset: `{name, split, recipe}`.
+        metrics: list of `{name, value, split, subset, command}` rows.
+        description: one line.
+        card: the card's markdown.
+
+    Returns:
+        The config.json content.
+    """
+    entry_dir = pathlib.Path(entry_dir)
+    tmp = entry_dir.with_name(f".{entry_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        weights = tmp / "model.weights.h5"
+        model.save_weights(str(weights))
+        entry = {
+            "name": entry_dir.name,
+            "architecture": entry_dir.name.split(".")[0],
+            "description": description,
+            "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
+            "input": {"dtype": "uint8", **input_spec},
+            "labels": list(model.class_names),
+            "dataset": dataset,
+            "metrics": metrics,
+            "license": "Apache-2.0",
+            "params": int(model.count_params()),
+            "weights": {
+                "file": weights.name, "sha256": sha256_file(weights), "size": weights.stat().st_size,
+            },
+        }
+        (tmp / "config.json").write_text(json.dumps(entry, indent=2) + "\n")
+        (tmp / "card.md").write_text(card.rstrip() + "\n")
+        if entry_dir.exists():
+            shutil.rmtree(entry_dir)
+        os.replace(tmp, entry_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return entry
+
+
+def _card(name, config, spec, metrics, counts, seconds, command):
+    pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
+    per_class = "\n".join(
+        f"| {k} | {'n/a' if v is None else pct(v)} |" for k, v in metrics["per_class"].items()
+    )
+    return f"""# {name}
+
+Fine-tuned from `{config.variant}` with `mrrn_keras.finetune` on `{config.data_dir}`
+({config.data_format}, split {config.split}): {counts['train']} training videos,
+{counts['test']} test videos, {len(metrics['per_class'])} classes.
+
+## Protocol
+- Input: {spec.clip_len} frames at {spec.size}x{spec.size}, uint8 RGB, `{spec.mode}` sampling
+  (stride {spec.stride}, short videos: {spec.short}).
+- Test: {config.eval_clips} clip(s) x {config.eval_crops} crop(s) per video, scores averaged per video.
+- Training: {config.epochs} epochs ({config.warmup_epochs} with the backbone frozen), AdamW
+  (peak lr {config.learning_rate}, weight decay {config.weight_decay}, cosine decay), batch
+  {config.batch_size}, a loss per stream (weight {config.stream_weight}) plus the fused output,
+  augmentation: {'random resized crops (min area ' + str(config.min_scale) + ')' if config.augment else 'none'},
+  flips {'on' if config.flip else 'off'}; seed {config.seed}; {seconds / 60:.1f} min of training.
+
+## Results (test split, video level)
+top-1 {pct(metrics['top1'])}, {[k for k in metrics if k.startswith('top') and k != 'top1'][0]}
+{pct(next(v for k, v in metrics.items() if k.startswith('top') and k != 'top1'))},
+mean class accuracy {pct(metrics['mean_class_accuracy'])}.
+
+| class | accuracy |
+|---|---|
+{per_class}
+
+## Command
+`{command}`
+"""
+
+
+def _tensorboard_available() -> bool:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _callbacks(out, backup_dir, skipped, with_validation):
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        SkippedVideosCallback(skipped),
+    ]
+    if _tensorboard_available():
+        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
+    else:
+        # TF 2.21 no longer installs TensorBoard; its callback would fail.
+        logger.warning("TensorBoard is not installed (pip install tensorboard); no TB logs")
+    if with_validation:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                str(out / "best.weights.h5"), monitor=BEST_MONITOR, mode="max",
+                save_best_only=True, save_weights_only=True,
+            )
+        )
+    return callbacks
+
+
+def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = None) -> dict:
+    """Runs a fine-tuning job end to end; see the module docstring for its outputs.
+
+    Args:
+        config: a `FinetuneConfig`.
+        build_model: optional `(num_classes, class_names) -> MRRN` with
+            `stream_outputs=True`, called inside the strategy's scope; by
+            default the variant is loaded from the zoo with new heads.
+        command: the command line behind the run, for the card and metrics.
+
+    Returns:
+        The final metrics (as written to `metrics.json`), with `"outputs"`
+        naming the files written.
+    """
+    out = pathlib.Path(config.out_dir)
+    chief = is_chief()
+    if not chief:
+        # Non-chief workers train in lockstep but keep their files apart.
+        out = out / f"worker_scratch_{os.getpid()}"
+    out.mkdir(parents=True, exist_ok=True)
+    command = command or f"mrrn finetune ({config})"
+    (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+
+    train_src, test_src, class_names = read_sources(config)
+    variant_input = None if build_model is not None else _variant_input(config.variant)
+    spec = resolve_clip_spec(config, variant_input)
+    backup_root = out / "backup"
+    resuming = backup_root.exists()
+    if not resuming and (out / "log.csv").exists():
+        (out / "log.csv").unlink()
+
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(config.seed)
+        strategy = make_strategy(config.strategy, tpu=config.tpu)
+        with strategy.scope():
+            if build_model is not None:
+                model = build_model(len(class_names), class_names)
+            else:
+                model = _load_variant(config.variant, len(class_names), class_names)
+        keys = output_keys(model)
+        skipped = SkippedVideos()
+        augment = Augment(scale=(config.min_scale, 1.0), flip=config.flip) if config.augment else None
+        train_ds = clip_dataset(
+            train_src, spec, training=True, batch_size=config.batch_size, augment=augment,
+            on_error=config.on_error, skipped=skipped, label_keys=keys, seed=config.seed,
+        )
+        val_ds = clip_dataset(
+            test_src, spec, training=False, batch_size=config.batch_size,
+            on_error=config.on_error, skipped=skipped, label_keys=keys, with_video_ids=False,
+        )
+        num_train = train_src.num_videos if hasattr(train_src, "num_videos") else len(train_src)
+        # A fixed epoch length over a repeated stream: skipped videos leave the
+        # cardinality unknown, and every multi-worker replica must take the
+        # same number of steps.
+        steps_per_epoch = max(1, num_train // config.batch_size)
+        train_ds = train_ds.repeat()
+
+        start = time.time()
+        if config.warmup_epochs:
+            done = backup_root / _WARMUP_DONE
+            if done.exists():
+                with strategy.scope():
+                    model.load_weights(str(done))
+            else:
+                _set_backbone_trainable(model, False)
+                with strategy.scope():
+                    _compile(model, config, config.learning_rate)
+                _multi_worker_compat(model, strategy, train_ds)
+                model.fit(
+                    train_ds, validation_data=val_ds, epochs=config.warmup_epochs, verbose=2,
+                    steps_per_epoch=steps_per_epoch,
+                    callbacks=_callbacks(out, backup_root / "warmup", skipped, True),
+                )
+                _set_backbone_trainable(model, True)
+                model.save_weights(str(done))
+        decay_steps = (config.epochs - config.warmup_epochs) * steps_per_epoch
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0 if not config.warmup_epochs else config.learning_rate,
+            decay_steps,
+            warmup_target=None if config.warmup_epochs else config.learning_rate,
+            warmup_steps=0 if config.warmup_epochs else max(1, decay_steps // 20),
+        )
+        with strategy.scope():
+            _compile(model, config, schedule)
+        _multi_worker_compat(model, strategy, train_ds)
+        model.fit(
+            train_ds, validation_data=val_ds, epochs=config.epochs,
+            initial_epoch=config.warmup_epochs, steps_per_epoch=steps_per_epoch, verbose=2,
+            callbacks=_callbacks(out, backup_root / "main", skipped, True),
+        )
+        seconds = time.time() - start
+        if (out / "best.weights.h5").exists():
+            model.load_weights(str(out / "best.weights.h5"))
+        shutil.rmtree(backup_root, ignore_errors=True)
+
+        eval_ds = clip_dataset(
+            test_src, spec, training=False, batch_size=config.batch_size,
+            num_clips=config.eval_clips, num_crops=config.eval_crops,
+            on_error=config.on_error, skipped=skipped,
+        )
+        metrics = evaluate_videos(model, eval_ds, class_names)
+        deploy = deploy_model(model)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+    metrics.update(
+        command=command, train_seconds=round(seconds, 1), skipped_videos=skipped.total,
+        eval_clips=config.eval_clips, eval_crops=config.eval_crops,
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
+    plot_history(_read_log(out / "log.csv"), out / "curves.png")
+    deploy.save(str(out / "model.keras"))
+    dataset_name = pathlib.Path(config.data_dir).resolve().name or "dataset"
+    architecture = "mrrn" if build_model is not None else pathlib.Path(config.variant).name
+    name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
+    input_spec = {"frames": spec.clip_len, "height": spec.size, "width": spec.size,
+                  "sampling": spec.mode}
+    counts = {"train": num_train,
+              "test": test_src.num_videos if hasattr(test_src, "num_videos") else len(test_src)}
+    top_k = next(k for k in metrics if k.startswith("top") and k != "top1")
+    rows = [
+        {"name": key, "value": round(metrics[key], 4), "split": "test", "subset": "probabilities",
+         "command": command}
+        for key in ("top1", top_k, "mean_class_accuracy")
+    ]
+    write_entry(
+        out / "entry" / name, deploy, input_spec=input_spec,
+        dataset={"name": dataset_name, "format": config.data_format, "split": str(config.split),
+                 "recipe": command},
+        metrics=rows,
+        description=f"MRRN fine-tuned from {config.variant} on {dataset_name}.",
+        card=_card(name, config, spec, metrics, counts, seconds, command),
+    )
+    metrics["outputs"] = {
+        "metrics": str(out / "metrics.json"), "model": str(out / "model.keras"),
+        "entry": str(out / "entry" / name), "confusion_matrix": str(out / "confusion_matrix.png"),
+        "curves": str(out / "curves.png"), "log": str(out / "log.csv"),
+    }
+    return metrics
+
+
+def evaluate(
+    model,
+    source,
+    spec: ClipSpec,
+    *,
+    class_names=None,
+    batch_size: int = 8,
+    num_clips: int = 1,
+    num_crops: int = 1,
+    on_error: str = "skip",
+    out_dir=None,
+) -> dict:
+    """Video-level evaluation of a model on a `VideoIndex` or `FrameCache`.
+
+    Writes `metrics.json` and `confusion_matrix.png` into `out_dir` if given.
+
+    Returns:
+        The metrics of `mrrn_keras.training.evaluate_videos`, plus
+        `skipped_videos`.
+    """
+    skipped = SkippedVideos()
+    ds = clip_dataset(
+        source, spec, training=False, batch_size=batch_size, num_clips=num_clips,
+        num_crops=num_crops, on_error=on_error, skipped=skipped,
+    )
+    class_names = tuple(class_names or source.class_names)
+    metrics = evaluate_videos(model, ds, class_names)
+    metrics["skipped_videos"] = skipped.total
+    if out_dir is not None:
+        out = pathlib.Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
+    return metrics
+
