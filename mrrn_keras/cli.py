@@ -6,7 +6,8 @@ subcommand is a new row and its two functions.
 
     mrrn list [PATTERN]
     mrrn info NAME
-    mrrn predict [VIDEO ...] [--variant NAME] [--top-k K] [--json]
+    mrrn predict [VIDEO ...] [--variant NAME] [--top-k K] [--json] [--stream [--chunk N]]
+    mrrn export NAME_OR_PATH --out BASE_DIR [--version N] [--overwrite] [--top-k K] [--xla]
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
+
+from mrrn_keras import cli_training  # noqa: E402
 
 DEFAULT_VARIANT = "mrrn_tiny.motion"
 
@@ -116,6 +119,11 @@ def _predict_arguments(parser):
                         help=f"registered name, entry folder or URL (default: {DEFAULT_VARIANT})")
     parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default: 5)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--stream", action="store_true",
+                        help="classify every frame of each (long) file, decoded and fed chunk "
+                             "by chunk with the SRU states carried over")
+    parser.add_argument("--chunk", type=int, default=16,
+                        help="frames per chunk with --stream (default: 16)")
 
 
 def _predict(args) -> int:
@@ -132,10 +140,21 @@ def _predict(args) -> int:
     info = variant_info(args.variant)
     model = load_mrrn(args.variant)
     spec = info.input
-    results = classify_videos(
-        model, videos, frames=spec["frames"], size=(spec["height"], spec["width"]),
-        sampling=spec["sampling"], top_k=args.top_k, labels=info.labels,
-    )
+    if args.stream:
+        from mrrn_keras.streaming import classify_videos_streaming
+
+        if args.chunk < 1:
+            print(f"mrrn predict: --chunk must be >= 1, got {args.chunk}", file=sys.stderr)
+            return 2
+        results = classify_videos_streaming(
+            model, videos, size=(spec["height"], spec["width"]), chunk_len=args.chunk,
+            top_k=args.top_k, labels=info.labels,
+        )
+    else:
+        results = classify_videos(
+            model, videos, frames=spec["frames"], size=(spec["height"], spec["width"]),
+            sampling=spec["sampling"], top_k=args.top_k, labels=info.labels,
+        )
     failed = False
     for result in results:
         if not isinstance(result, Prediction):
@@ -160,10 +179,50 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+# === export ===
+
+
+def _export_arguments(parser):
+    parser.add_argument("variant", metavar="NAME_OR_PATH", help="registered name, entry folder or URL")
+    parser.add_argument("--out", required=True, metavar="BASE_DIR",
+                        help="model base path for TF Serving; the version goes in BASE_DIR/N")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version number (default: one more than the largest in BASE_DIR)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--top-k", type=int, default=5,
+                        help="labels and scores returned per clip (default: 5)")
+    parser.add_argument("--xla", action="store_true",
+                        help="keep the SRU loops XLA-compiled (the server then needs "
+                             "--xla_cpu_compilation_enabled=true)")
+
+
+def _export(args) -> int:
+    from mrrn_keras.export import export_for_serving
+
+    try:
+        path = export_for_serving(
+            args.variant, args.out, version=args.version, overwrite=args.overwrite,
+            top_k=args.top_k, jit_compile=args.xla,
+        )
+    except (FileExistsError, ValueError) as err:
+        print(f"mrrn export: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 COMMANDS = (
     Command("list", "list the registered variants", _list_arguments, _list),
     Command("info", "show a variant's metadata and model card", _info_arguments, _info),
     Command("predict", "classify video files", _predict_arguments, _predict),
+    Command("export", "export a variant as a SavedModel for TF Serving", _export_arguments,
+            _export),
+    Command("prepare", "decode a dataset once into a TFRecord frame cache",
+            cli_training.prepare_arguments, cli_training.prepare),
+    Command("finetune", "fine-tune a variant on a video dataset",
+            cli_training.finetune_arguments, cli_training.finetune),
+    Command("evaluate", "video-level accuracy of a model on a dataset",
+            cli_training.evaluate_arguments, cli_training.evaluate),
 )
 
 

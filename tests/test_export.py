@@ -418,3 +418,29 @@ def test_invalid_arguments(tmp_path):
     with pytest.raises(ValueError, match="model_or_variant"):
         export_for_serving(3, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_maps_arguments(tmp_path, monkeypatch, capsys):
+    from mrrn_keras import cli
+
+    calls = []
+
+    def fake_export(variant, base_dir, **kwargs):
+        calls.append((variant, base_dir, kwargs))
+        if kwargs["version"] == 1:
+            raise FileExistsError(f"{base_dir}/1 already exists")
+        return pathlib.Path(base_dir) / "4"
+
+    monkeypatch.setattr(export_lib, "export_for_serving", fake_export)
+    out = str(tmp_path)
+    assert cli.main(["export", "mrrn_tiny.motion", "--out", out, "--top-k", "2", "--xla"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "4")
+    assert calls[-1] == (
+        "mrrn_tiny.motion",
+        out,
+        {"version": None, "overwrite": False, "top_k": 2, "jit_compile": True},
+    )
+    assert cli.main(["export", "x", "--out", out, "--version", "1"]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["export", "x", "--out", out, "--version", "3", "--overwrite"]) == 0
+    assert calls[-1][2] == {"version": 3, "overwrite": True, "top_k": 5, "jit_compile": False}
