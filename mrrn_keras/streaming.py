@@ -7,6 +7,7 @@ max), so after any number of chunks the prediction equals the one-shot
 prediction on all frames seen so far.
 """
 
+import os
 from collections.abc import Iterator
 
 import keras
@@ -14,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrrn_keras.data.video import PathLike, iter_frame_chunks
+from mrrn_keras.errors import VideoError
 from mrrn_keras.layers.sru import SRU
 from mrrn_keras.model import MRRN
 
@@ -197,3 +199,54 @@ def stream_video(
         # (T_chunk, H, W, 3) -> (1, T_chunk, H, W, 3)
         probabilities = classifier.update(chunk[None])
         yield classifier.frames_seen, probabilities[0]
+
+
+def classify_videos_streaming(
+    model,
+    paths,
+    *,
+    size,
+    chunk_len: int = 16,
+    stride: int = 1,
+    top_k: int = 5,
+    labels=None,
+):
+    """Classifies whole video files by streaming; what `mrrn predict --stream` runs.
+
+    Unlike `mrrn_keras.predict.classify_videos`, which samples a fixed-length
+    clip, every kept frame of each file goes through the model, chunk by
+    chunk, in memory for one chunk.
+
+    Args:
+        model: an `MRRN`.
+        paths: video files.
+        size: `(height, width)` the frames are resized to.
+        chunk_len: int >= 1. Frames per chunk. Defaults to `16`.
+        stride: int >= 1. Keep every `stride`-th frame. Defaults to `1`.
+        top_k: int >= 1. Classes reported per video.
+        labels: class names, or None for the model's `class_names`, else
+            `class_<i>`.
+
+    Returns:
+        One `mrrn_keras.predict.Prediction` or `VideoFailure` per path, in
+        order.
+    """
+    from mrrn_keras.export import _resolve_labels
+    from mrrn_keras.predict import Prediction, VideoFailure
+
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    classifier = StreamingClassifier(model)
+    results = []
+    for path in map(os.fspath, paths):
+        try:
+            *_, (_, row) = stream_video(
+                classifier, path, chunk_len=chunk_len, size=tuple(size), stride=stride
+            )
+        except VideoError as err:
+            results.append(VideoFailure(path, err.reason))
+            continue
+        names = _resolve_labels(labels, model, None, row.shape[-1])
+        order = np.argsort(-row, kind="stable")[:top_k]
+        results.append(Prediction(path, tuple((names[j], float(row[j])) for j in order)))
+    return results

@@ -94,3 +94,34 @@ def test_stream_video_equals_the_whole_file(tmp_path):
     assert [n for n, _ in updates] == [4, 5]
     frames = read_frames(path, range(0, 9, 2), size=32)[None]  # (1, 5, 32, 32, 3)
     np.testing.assert_allclose(updates[-1][1], np.asarray(model(frames))[0], atol=1e-5)
+
+
+def test_classify_videos_streaming_and_the_cli(tmp_path, capsys):
+    import json
+
+    from mrrn_keras import cli
+    from mrrn_keras.data.video import read_frames, write_video
+    from mrrn_keras.streaming import classify_videos_streaming
+    from mrrn_keras.zoo import load_mrrn
+    from tests.test_zoo import write_tiny_entry
+
+    entry, _, _ = write_tiny_entry(tmp_path / "zoo")
+    good, bad = tmp_path / "good.avi", tmp_path / "bad.avi"
+    write_video(good, _frames(batch=1, steps=7, size=40)[0], codec="png")
+    bad.write_text("not a video\n")
+    model = load_mrrn(entry)
+    results = classify_videos_streaming(model, [good, bad], size=(32, 32), chunk_len=3, top_k=2)
+    assert [type(r).__name__ for r in results] == ["Prediction", "VideoFailure"]
+    whole = np.asarray(model(read_frames(good, size=32)[None]))[0]
+    labels = list(model.class_names)
+    for label, probability in results[0].top_k:
+        assert probability == pytest.approx(whole[labels.index(label)], abs=1e-5)
+    assert results[0].top_k[0][1] == pytest.approx(whole.max(), abs=1e-5)
+
+    args = ["predict", str(good), "--variant", str(entry), "--stream", "--chunk", "3"]
+    assert cli.main(args + ["--json", "--top-k", "2"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["predictions"]
+    assert [(r["label"], pytest.approx(r["probability"], abs=1e-5)) for r in row["top_k"]] == list(
+        results[0].top_k
+    )
+    assert cli.main(args[:-1] + ["0"]) == 2
