@@ -7,6 +7,7 @@ subcommand is a new row and its two functions.
     mrrn list [PATTERN]
     mrrn info NAME
     mrrn predict [VIDEO ...] [--variant NAME] [--top-k K] [--json] [--stream [--chunk N]]
+    mrrn export NAME_OR_PATH --out BASE_DIR [--version N] [--overwrite] [--top-k K] [--xla]
 """
 
 from __future__ import annotations
@@ -178,10 +179,44 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+# === export ===
+
+
+def _export_arguments(parser):
+    parser.add_argument("variant", metavar="NAME_OR_PATH", help="registered name, entry folder or URL")
+    parser.add_argument("--out", required=True, metavar="BASE_DIR",
+                        help="model base path for TF Serving; the version goes in BASE_DIR/N")
+    parser.add_argument("--version", type=int, default=None,
+                        help="version number (default: one more than the largest in BASE_DIR)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--top-k", type=int, default=5,
+                        help="labels and scores returned per clip (default: 5)")
+    parser.add_argument("--xla", action="store_true",
+                        help="keep the SRU loops XLA-compiled (the server then needs "
+                             "--xla_cpu_compilation_enabled=true)")
+
+
+def _export(args) -> int:
+    from mrrn_keras.export import export_for_serving
+
+    try:
+        path = export_for_serving(
+            args.variant, args.out, version=args.version, overwrite=args.overwrite,
+            top_k=args.top_k, jit_compile=args.xla,
+        )
+    except (FileExistsError, ValueError) as err:
+        print(f"mrrn export: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 COMMANDS = (
     Command("list", "list the registered variants", _list_arguments, _list),
     Command("info", "show a variant's metadata and model card", _info_arguments, _info),
     Command("predict", "classify video files", _predict_arguments, _predict),
+    Command("export", "export a variant as a SavedModel for TF Serving", _export_arguments,
+            _export),
     Command("prepare", "decode a dataset once into a TFRecord frame cache",
             cli_training.prepare_arguments, cli_training.prepare),
     Command("finetune", "fine-tune a variant on a video dataset",
