@@ -24,7 +24,6 @@ resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from mrrn_keras.data.datasets import DATASET_FORMATS, read_dataset
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
 from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.distribute import STRATEGIES, is_chief, make_strategy
+from mrrn_keras.download import sha256_file
 from mrrn_keras.model import MRRN, copy_layer_weights
 from mrrn_keras.training import (
     SkippedVideosCallback,
@@ -302,15 +302,6 @@ def _read_log(path) -> dict:
             if key != "epoch" and value not in ("", None):
                 columns.setdefault(key, []).append(float(value))
     return columns
-
-
-def sha256_file(path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def deploy_model(model) -> MRRN:

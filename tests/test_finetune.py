@@ -19,7 +19,8 @@ from mrrn_keras.data import datasets, pipeline
 from mrrn_keras.data.cache import prepare_cache
 from mrrn_keras.data.synthetic import make_motion_dataset
 from mrrn_keras.distribute import is_chief, make_strategy
-from mrrn_keras.finetune import FinetuneConfig, evaluate, finetune, sha256_file
+from mrrn_keras.download import sha256_file
+from mrrn_keras.finetune import FinetuneConfig, evaluate, finetune
 from mrrn_keras.training import compile_for_streams, evaluate_videos, output_keys
 from tests.helpers import write_class_videos
 

@@ -1,0 +1,55 @@
+"""Tests for mrrn_keras/cli_training.py: `mrrn prepare`, `finetune` and `evaluate` arguments."""
+
+import argparse
+import json
+
+import pytest
+
+from mrrn_keras import cli_training
+from mrrn_keras.data.cache import open_cache
+from mrrn_keras.finetune import FinetuneConfig
+from tests.helpers import write_class_videos
+
+
+def parse(add_arguments, argv):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_prepare_writes_a_cache_per_subset(tmp_path, capsys):
+    write_class_videos(tmp_path / "data" / "train", {"a": 1, "b": 1})
+    write_class_videos(tmp_path / "data" / "test", {"b": 1})
+    (tmp_path / "data" / "test" / "b" / "broken.avi").write_bytes(b"\0" * 64)
+    args = parse(cli_training.prepare_arguments, [
+        "--format", "folder", "--data_dir", str(tmp_path / "data"), "--out", str(tmp_path / "c"),
+        "--short_side", "32"])
+    assert cli_training.prepare(args) == 0
+    out = capsys.readouterr().out
+    assert "train: 2 videos" in out and "test: 1 videos" in out and "skipped" in out
+    test = open_cache(tmp_path / "c" / "test")
+    assert test.class_names == ("a", "b") and len(test.skipped) == 1
+    assert test.shards == ("test-00000-of-00001.tfrecord",)
+
+
+def test_finetune_arguments_map_onto_the_config():
+    args = parse(cli_training.finetune_arguments, [
+        "--variant", "mrrn_tiny.motion", "--data_format", "csv", "--data_dir", "d",
+        "--out_dir", "o", "--epochs", "3", "--warmup_epochs", "1", "--no-augment", "--flip",
+        "--strategy", "mirrored", "--learning_rate", "0.01"])
+    config = cli_training.finetune_config(args)
+    assert config == FinetuneConfig(
+        variant="mrrn_tiny.motion", data_format="csv", data_dir="d", out_dir="o", epochs=3,
+        warmup_epochs=1, augment=False, flip=True, strategy="mirrored", learning_rate=0.01)
+    with pytest.raises(SystemExit):
+        parse(cli_training.finetune_arguments, ["--variant", "v"])
+
+
+def test_evaluate_refuses_a_model_of_other_classes(tmp_path):
+    from mrrn_keras.errors import DatasetError
+
+    write_class_videos(tmp_path / "test", {"x": 1})
+    args = parse(cli_training.evaluate_arguments, [
+        "--variant", "mrrn_tiny.motion", "--format", "folder", "--data_dir", str(tmp_path)])
+    with pytest.raises(DatasetError, match=r"\['x'\]"):
+        cli_training.evaluate(args)
