@@ -93,6 +93,8 @@ class FinetuneConfig:
         jit_compile: bool. XLA-compile the train step. Defaults to True.
         entry_name: str or None. Name of the written zoo entry; defaults
             to "<architecture>.<out_dir folder name>".
+        pretrained: bool. Start from the variant's weights; False trains
+            the same architecture from scratch (a baseline). Defaults to True.
     """
 
     variant: str
@@ -124,6 +126,7 @@ class FinetuneConfig:
     seed: int = 0
     jit_compile: bool = True
     entry_name: str | None = None
+    pretrained: bool = True
 
     def __post_init__(self):
         if self.data_format not in DATASET_FORMATS:
@@ -184,6 +187,7 @@ FIELD_HELP = {
     "seed": "Seed of data order, clip draws, augmentation and initialisation.",
     "jit_compile": "XLA-compile the training step.",
     "entry_name": "Name of the zoo entry written (default: <architecture>.<out_dir folder>).",
+    "pretrained": "Start from the variant's weights (--no-pretrained: from scratch, a baseline).",
 }
 
 
@@ -210,11 +214,12 @@ def _variant_input(variant):
     return dict(variant_info(variant).input)
 
 
-def _load_variant(variant, num_classes, class_names):
+def _load_variant(variant, num_classes, class_names, pretrained):
     from mrrn_keras.zoo import load_mrrn
 
     return load_mrrn(
-        variant, num_classes=num_classes, stream_outputs=True, class_names=class_names
+        variant, weights="pretrained" if pretrained else None, num_classes=num_classes,
+        stream_outputs=True, class_names=class_names,
     )
 
 
@@ -365,7 +370,7 @@ def _card(name, config, spec, metrics, counts, seconds, command):
     )
     return f"""# {name}
 
-Fine-tuned from `{config.variant}` with `mrrn_keras.finetune` on `{config.data_dir}`
+{'Fine-tuned from' if config.pretrained else 'Trained from scratch (architecture of)'} `{config.variant}` with `mrrn_keras.finetune` on `{config.data_dir}`
 ({config.data_format}, split {config.split}): {counts['train']} training videos,
 {counts['test']} test videos, {len(metrics['per_class'])} classes.
 
@@ -463,7 +468,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             if build_model is not None:
                 model = build_model(len(class_names), class_names)
             else:
-                model = _load_variant(config.variant, len(class_names), class_names)
+                model = _load_variant(config.variant, len(class_names), class_names, config.pretrained)
         keys = output_keys(model)
         skipped = SkippedVideos()
         augment = Augment(scale=(config.min_scale, 1.0), flip=config.flip) if config.augment else None

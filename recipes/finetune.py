@@ -13,19 +13,26 @@ first generated at `--data_dir` if none is there: `--motion_classes` picks a
 subset of `mrrn_keras.data.synthetic.MOTION_CLASSES`, relabelled 0..k-1 in
 the order given, rendered with a new `--motion_seed`.
 
-Measured (2 CPU cores shared with other jobs, TF 2.21), fine-tuning the bundled
-`mrrn_tiny.motion` on 4 motion classes it was not trained to tell apart in
-this label space (new seed, relabelled):
+Measured (2 CPU cores shared with other jobs, TF 2.21): fine-tuning the bundled
+`mrrn_tiny.motion` (9 motion classes, 8 frames at 64x64) on a freshly generated
+4-class subset, relabelled 0..3 in a new order, rendered with a new seed:
 
     python recipes/finetune.py --variant mrrn_tiny.motion --make_motion_data \
         --motion_classes grow,shrink,rotate_cw,rotate_ccw --motion_seed 7 \
-        --motion_videos_per_class 40 --data_format ucf101 --data_dir runs/motion4/data \
-        --out_dir runs/motion4 --epochs 3 --warmup_epochs 1 --batch_size 8 \
+        --motion_videos_per_class 60 --data_format ucf101 --data_dir runs/motion4b/data \
+        --out_dir runs/motion4b --epochs 12 --warmup_epochs 2 --batch_size 8 \
         --learning_rate 3e-3 --eval_clips 2
 
-    result: see "Fine-tune figure" below (written after the run).
+    176 train / 64 test videos (16 frames at 64x64), 2 frozen-backbone epochs + 10;
+    336 s of training. Test, video level (2 clips averaged): top-1 81.2%
+    (Grow 100%, Shrink 100%, RotateCW 62.5%, RotateCCW 62.5%); chance 25%.
+    Same command with --nopretrained (same architecture from scratch, same budget;
+    out_dir runs/motion4b_scratch): top-1 34.4%.
 
-Smoke size (CI, about a minute; needs the variant, or use a tiny one):
+The four classes are ones the checkpoint learned (under other label indices),
+so this measures how well its body transfers to a new head, not to new motions.
+
+Smoke size (CI: 8 generated videos per class, 1 epoch, no XLA; about a minute):
 
     python recipes/finetune.py --smoke --variant mrrn_tiny.motion --out_dir /tmp/ft_smoke
 """
@@ -46,7 +53,7 @@ _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEF
            bool: flags.DEFINE_boolean}
 for _name, _kind, _default, _required, _help in config_options():
     _DEFINE[_kind](_name, _default, _help)
-    if _required and _name != "data_format":
+    if _required and _name in ("variant", "out_dir"):
         flags.mark_flag_as_required(_name)
 flags.DEFINE_boolean("make_motion_data", False, "Generate a motion dataset at --data_dir if missing.")
 flags.DEFINE_list("motion_classes", ["grow", "shrink", "rotate_cw", "rotate_ccw"],
@@ -71,10 +78,12 @@ def main(argv):
             logging.info("Generating motion classes %s in %s", FLAGS.motion_classes, root)
             make_motion_dataset(
                 root, classes=FLAGS.motion_classes, seed=FLAGS.motion_seed,
-                videos_per_class=4 if FLAGS.smoke else FLAGS.motion_videos_per_class,
+                videos_per_class=8 if FLAGS.smoke else FLAGS.motion_videos_per_class,
                 frames=FLAGS.motion_frames, size=FLAGS.motion_size,
             )
         values["data_format"] = "ucf101"
+    if not values["data_dir"] or not values["data_format"]:
+        raise app.UsageError("--data_dir and --data_format are needed (or --smoke)")
     command = "python " + " ".join(["recipes/finetune.py", *sys.argv[1:]])
     metrics = finetune(FinetuneConfig(**values), command=command)
     logging.info(
@@ -85,5 +94,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("data_format")
     app.run(main)

@@ -22,6 +22,7 @@ from mrrn_keras.distribute import is_chief, make_strategy
 from mrrn_keras.download import sha256_file
 from mrrn_keras.finetune import FinetuneConfig, evaluate, finetune
 from mrrn_keras.training import compile_for_streams, evaluate_videos, output_keys
+from mrrn_keras.zoo import load_mrrn
 from tests.helpers import write_class_videos
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -112,8 +113,8 @@ def test_finetune_run_writes_everything(tmp_path):
     assert {m["name"] for m in config_json["metrics"]} == {"top1", "top2", "mean_class_accuracy"}
     assert (entry / "card.md").read_text().startswith("# mrrn_test.ab")
     deploy = keras.saving.load_model(run / "model.keras")
-    restored = MRRN.from_config(config_json["model"])
-    restored.load_weights(entry / "model.weights.h5")
+    restored = load_mrrn(entry)
+    assert restored.class_names == ("a", "b")
     frames = np.random.default_rng(0).integers(0, 255, (1, 4, 32, 32, 3), dtype=np.uint8)
     np.testing.assert_allclose(restored(frames), deploy(frames), atol=1e-6)
     # Evaluation alone, on the frame cache this time.
