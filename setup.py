@@ -46,6 +46,7 @@ setup(
         "filelock>=3.12",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "tensorboard>=2.20,<2.22",
     ],
     extras_require={
         "test": [

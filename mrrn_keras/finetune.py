@@ -398,25 +398,13 @@ mean class accuracy {pct(metrics['mean_class_accuracy'])}.
 """
 
 
-def _tensorboard_available() -> bool:
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _callbacks(out, backup_dir, skipped, with_validation):
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         SkippedVideosCallback(skipped),
+        keras.callbacks.TensorBoard(str(out / "tensorboard")),
     ]
-    if _tensorboard_available():
-        callbacks.append(keras.callbacks.TensorBoard(str(out / "tensorboard")))
-    else:
-        # TF 2.21 no longer installs TensorBoard; its callback would fail.
-        logger.warning("TensorBoard is not installed (pip install tensorboard); no TB logs")
     if with_validation:
         callbacks.append(
             keras.callbacks.ModelCheckpoint(

@@ -100,6 +100,7 @@ def test_finetune_run_writes_everything(tmp_path):
                  "log.csv", "run_config.json", "best.weights.h5"):
         assert (run / name).is_file(), name
     assert not (run / "backup").exists()
+    assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and saved["videos"] == 2 and saved["views"] == 2.0
     assert set(saved["per_class"]) == {"a", "b"} and "top2" in saved
