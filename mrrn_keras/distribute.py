@@ -63,3 +63,12 @@ def is_chief() -> bool:
     if task.get("type") == "chief":
         return True
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+def task_name() -> str:
+    """`"<type>_<index>"` of this process's task in `TF_CONFIG`, `"chief_0"` without one.
+
+    Stable across restarts, so a restarted worker finds its own backups.
+    """
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return f"{task.get('type', 'chief')}_{int(task.get('index', 0))}"

@@ -38,7 +38,7 @@ from mrrn_keras.data.cache import open_cache
 from mrrn_keras.data.datasets import DATASET_FORMATS, read_dataset
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
 from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
-from mrrn_keras.distribute import STRATEGIES, is_chief, make_strategy
+from mrrn_keras.distribute import STRATEGIES, is_chief, make_strategy, task_name
 from mrrn_keras.download import sha256_file
 from mrrn_keras.model import MRRN, copy_layer_weights
 from mrrn_keras.training import (
@@ -432,8 +432,9 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     out = pathlib.Path(config.out_dir)
     chief = is_chief()
     if not chief:
-        # Non-chief workers train in lockstep but keep their files apart.
-        out = out / f"worker_scratch_{os.getpid()}"
+        # Non-chief workers train in lockstep but keep their files (and
+        # backups, found again after a restart) apart.
+        out = out / f"worker_scratch_{task_name()}"
     out.mkdir(parents=True, exist_ok=True)
     command = command or f"mrrn finetune ({config})"
     (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
