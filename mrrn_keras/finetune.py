@@ -144,6 +144,8 @@ class FinetuneConfig:
             )
         if self.short not in SHORT_POLICIES:
             raise ValueError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
+        if self.eval_crops not in (1, 3):
+            raise ValueError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
         for name in ("batch_size", "epochs", "eval_clips"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -520,9 +522,11 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             on_error=config.on_error, skipped=skipped,
         )
         metrics = evaluate_videos(model, eval_ds, class_names)
-        deploy = deploy_model(model)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+    # Built under the caller's policy: a mixed-precision run still exports a
+    # float32 model (its variables were float32 all along).
+    deploy = deploy_model(model)
 
     metrics.update(
         command=command, train_seconds=round(seconds, 1), skipped_videos=skipped.total,

@@ -131,7 +131,9 @@ def test_config_validation():
     with pytest.raises(ValueError, match="warmup_epochs=3, epochs=3"):
         FinetuneConfig(variant="v", data_format="csv", data_dir="d", out_dir="o", epochs=3,
                        warmup_epochs=3)
-    with pytest.raises(ValueError, match="strategy='gpu'"):
+    with pytest.raises(ValueError, match="eval_crops=2"):
+        FinetuneConfig(variant="v", data_format="csv", data_dir="d", out_dir="o", eval_crops=2)
+    with pytest.raises(ValueError, match="strategy=.gpu."):
         make_strategy("gpu")
 
 

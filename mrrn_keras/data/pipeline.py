@@ -248,7 +248,7 @@ def clip_indices(
     return tf.cond(n < span, too_short, long_enough)
 
 
-def _crop_boxes(height, width, size, *, augment, num_crops, seed):
+def _crop_boxes(height, width, *, augment, num_crops, seed):
     """Crop boxes `(views, 4)` in normalised `crop_and_resize` coordinates."""
     h = tf.cast(height, tf.float32)
     w = tf.cast(width, tf.float32)
@@ -285,7 +285,7 @@ def _views(frames, size, *, augment, num_crops, seed):
     """Crops every clip of `frames` to `size`: `(K, T, H, W, 3)` -> `(K*V, T, size, size, 3)`."""
     shape = tf.shape(frames)
     k, t = shape[0], shape[1]
-    boxes = _crop_boxes(shape[2], shape[3], size, augment=augment, num_crops=num_crops, seed=seed)
+    boxes = _crop_boxes(shape[2], shape[3], augment=augment, num_crops=num_crops, seed=seed)
     views = tf.shape(boxes)[0]
     # (K, T, H, W, 3) -> (K*T, H, W, 3): one box per (clip, view, frame).
     flat = tf.reshape(frames, tf.concat([[k * t], shape[2:]], 0))
