@@ -78,10 +78,7 @@ def read_ucf101(
 
     >>> index = read_ucf101("/data/UCF-101", split=1, subset="test")  # doctest: +SKIP
     """
-    if split not in (1, 2, 3):
-        raise ValueError(f"`split` must be 1, 2 or 3. Received: split={split!r}")
-    if subset not in ("train", "test"):
-        raise ValueError(f"`subset` must be 'train' or 'test'. Received: subset={subset!r}")
+    _check_split_subset(split, subset)
     root = pathlib.Path(root)
     class_file = root / splits_dir / "classInd.txt"
     class_names = []
