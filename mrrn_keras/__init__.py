@@ -1,6 +1,10 @@
 """mrrn-keras: Multi-Level Recurrent Residual Networks for action recognition.
 
-Keras 3 with the TensorFlow backend is the only supported configuration.
+Runs on Keras 3's TensorFlow backend (the default, and what SavedModel
+export needs), its JAX backend, and, for what its autodiff allows, PyTorch.
+Select a backend with `KERAS_BACKEND` before the first `import keras`.
+TensorFlow is imported only by what needs it: tf.data pipelines, the frame
+cache, SavedModel export and tf.distribute.
 """
 
 import os
@@ -10,17 +14,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # noise for library users; an explicit setting still wins.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-
-if keras.backend.backend() != "tensorflow":
-    raise ImportError(
-        "mrrn_keras needs the TensorFlow backend of Keras 3, but the active "
-        f"backend is {keras.backend.backend()!r}. Select TensorFlow with "
-        "`export KERAS_BACKEND=tensorflow` (or set \"backend\": \"tensorflow\" "
-        "in ~/.keras/keras.json) before importing keras."
-    )
-
-from mrrn_keras.export import export_for_serving  # noqa: E402
 from mrrn_keras.layers.sru import SRU  # noqa: E402
 from mrrn_keras.model import MRRN  # noqa: E402
 from mrrn_keras.zoo import list_variants, load_mrrn, variant_info  # noqa: E402
@@ -36,3 +29,13 @@ __all__ = [
     "load_mrrn",
     "variant_info",
 ]
+
+
+def __getattr__(name):
+    # SavedModel export needs TensorFlow: imported on first use only, so
+    # `import mrrn_keras` under JAX never loads it.
+    if name == "export_for_serving":
+        from mrrn_keras.export import export_for_serving
+
+        return export_for_serving
+    raise AttributeError(f"module 'mrrn_keras' has no attribute {name!r}")

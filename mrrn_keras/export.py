@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 
 logger = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ def export_for_serving(
     model, info = _resolve_model(model_or_variant)
     output = model.output[FUSED_OUTPUT] if isinstance(model.output, dict) else model.output
     num_classes = int(output.shape[-1])
-    labels = _resolve_labels(labels, model, info, num_classes)
+    labels = resolve_labels(labels, model, info, num_classes)
     model_size = getattr(model, "image_size", None)
     resize_to = _resolve_image_size(image_size, model_size, info)
     if frames is None:
@@ -246,22 +247,6 @@ def _resolve_model(model_or_variant):
         "`model_or_variant` must be a keras.Model, a variant name or an entry folder. "
         f"Received: model_or_variant={model_or_variant!r}"
     )
-
-
-def _resolve_labels(labels, model, info, num_classes):
-    if labels is None:
-        labels = getattr(model, "class_names", None)
-    if labels is None and info is not None:
-        labels = info.labels
-    if labels is None:
-        return [f"class_{i}" for i in range(num_classes)]
-    labels = [str(label) for label in labels]
-    if len(labels) != num_classes:
-        raise ValueError(
-            f"`labels` must hold one name per class ({num_classes}). "
-            f"Received: {len(labels)} labels"
-        )
-    return labels
 
 
 def _resolve_image_size(image_size, model_size, info):

@@ -16,7 +16,7 @@ import numpy as np
 
 from mrrn_keras.data.video import load_clip
 from mrrn_keras.errors import VideoError
-from mrrn_keras.export import _resolve_labels
+from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 
 SAMPLE_CLIP = "assets/sample_clip.avi"
@@ -99,7 +99,7 @@ def classify_videos(
         if isinstance(probabilities, dict):
             probabilities = probabilities[FUSED_OUTPUT]
         probabilities = np.asarray(probabilities)  # (B, classes)
-        names = _resolve_labels(labels, model, None, probabilities.shape[-1])
+        names = resolve_labels(labels, model, None, probabilities.shape[-1])
         for i, row in zip(good, probabilities):
             order = np.argsort(-row, kind="stable")[:top_k]
             results[i] = Prediction(paths[i], tuple((names[j], float(row[j])) for j in order))

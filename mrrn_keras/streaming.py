@@ -12,10 +12,11 @@ from collections.abc import Iterator
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from mrrn_keras.data.video import PathLike, iter_frame_chunks
 from mrrn_keras.errors import VideoError
+from mrrn_keras.labels import resolve_labels
 from mrrn_keras.layers.sru import SRU
 from mrrn_keras.model import MRRN
 
@@ -75,7 +76,13 @@ class StreamingClassifier:
                 self._srus[stream].append((layer, clone))
         self._heads = {s: model.get_layer(f"{s}_head") for s in self.streams}
         self._fusion = model.get_layer("fusion")
-        self._advance = tf.function(self._advance_graph, reduce_retracing=True)
+        # One traced graph per chunk shape on TensorFlow; JAX runs the
+        # layers eagerly (their ops are compiled one by one).
+        self._advance = (
+            _tf_function(self._advance_graph)
+            if keras.backend.backend() == "tensorflow"
+            else self._advance_graph
+        )
         self.reset()
 
     def reset(self):
@@ -104,7 +111,7 @@ class StreamingClassifier:
             ValueError: for frames of rank other than 5, with no time step, or
                 a batch size different from the previous chunks'.
         """
-        frames = tf.convert_to_tensor(chunk_frames)
+        frames = ops.convert_to_tensor(chunk_frames)
         shape = tuple(frames.shape)
         if len(shape) != 5 or shape[1] == 0:
             raise ValueError(
@@ -132,9 +139,9 @@ class StreamingClassifier:
             width = layers[-1][1].units if layers else dim
             start = -np.inf if self.time_pooling == "max" else 0.0
             state[stream] = {
-                "c": [tf.zeros((batch, clone.units)) for _, clone in layers],
-                "pool": tf.fill((batch, width), tf.constant(start, tf.float32)),
-                "count": tf.constant(0.0),
+                "c": [ops.zeros((batch, clone.units)) for _, clone in layers],
+                "pool": ops.full((batch, width), start, "float32"),
+                "count": ops.convert_to_tensor(0.0, "float32"),
             }
         return state
 
@@ -142,18 +149,18 @@ class StreamingClassifier:
         taps = self._taps(frames, training=False)
         new_state, probabilities = {}, {}
         for stream in self.streams:
-            h = tf.cast(taps[stream], tf.float32)  # (B, T_chunk, C_tap)
+            h = ops.cast(taps[stream], "float32")  # (B, T_chunk, C_tap)
             carried = []
             for (_, clone), c in zip(self._srus[stream], state[stream]["c"]):
                 h, c = clone(h, initial_state=c, training=False)  # (B, T_chunk, U), (B, U)
                 carried.append(c)
             pool, count = state[stream]["pool"], state[stream]["count"]
-            steps = tf.cast(tf.shape(h)[1], tf.float32)
+            steps = ops.cast(ops.shape(h)[1], "float32")
             if self.time_pooling == "mean":
-                pool = pool + tf.reduce_sum(h, axis=1)
+                pool = pool + ops.sum(h, axis=1)
                 pooled = pool / (count + steps)
             elif self.time_pooling == "max":
-                pool = tf.maximum(pool, tf.reduce_max(h, axis=1))
+                pool = ops.maximum(pool, ops.max(h, axis=1))
                 pooled = pool
             else:
                 pool = h[:, -1, :]
@@ -162,6 +169,12 @@ class StreamingClassifier:
             probabilities[stream] = self._heads[stream](pooled)
         fused = self._fusion([probabilities[s] for s in self.streams])
         return new_state, fused, probabilities
+
+
+def _tf_function(fn):
+    import tensorflow as tf
+
+    return tf.function(fn, reduce_retracing=True)
 
 
 def stream_video(
@@ -231,8 +244,7 @@ def classify_videos_streaming(
         One `mrrn_keras.predict.Prediction` or `VideoFailure` per path, in
         order.
     """
-    from mrrn_keras.export import _resolve_labels
-    from mrrn_keras.predict import Prediction, VideoFailure
+        from mrrn_keras.predict import Prediction, VideoFailure
 
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
@@ -246,7 +258,7 @@ def classify_videos_streaming(
         except VideoError as err:
             results.append(VideoFailure(path, err.reason))
             continue
-        names = _resolve_labels(labels, model, None, row.shape[-1])
+        names = resolve_labels(labels, model, None, row.shape[-1])
         order = np.argsort(-row, kind="stable")[:top_k]
         results.append(Prediction(path, tuple((names[j], float(row[j])) for j in order)))
     return results

@@ -7,6 +7,44 @@ import keras
 import numpy as np
 
 
+BACKEND = keras.backend.backend()
+
+
+def layer_gradients(layer, objective, inputs):
+    """Gradients of a scalar objective w.r.t. `inputs`, then the layer's trainable weights.
+
+    `objective(call, *inputs)` computes the scalar with `call(*args, **kwargs)`
+    in place of `layer(...)`; on JAX the call is `stateless_call` so that
+    `jax.grad` sees the weights. Works on the TensorFlow and JAX backends.
+    """
+    inputs = [np.asarray(x, "float32") for x in inputs]
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        inputs = [tf.constant(x) for x in inputs]
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            value = objective(layer, *inputs)
+        grads = tape.gradient(value, inputs + layer.trainable_weights)
+    elif BACKEND == "jax":
+        import jax
+
+        frozen = [v.value for v in layer.non_trainable_variables]
+
+        def fn(inputs, trainable):
+            def call(*args, **kwargs):
+                return layer.stateless_call(trainable, frozen, *args, **kwargs)[0]
+
+            return objective(call, *inputs)
+
+        trainable = [v.value for v in layer.trainable_variables]
+        d_inputs, d_weights = jax.grad(fn, argnums=(0, 1))(inputs, trainable)
+        grads = list(d_inputs) + list(d_weights)
+    else:
+        raise NotImplementedError(f"no gradient helper for backend {BACKEND!r}")
+    return [np.asarray(g) for g in grads]
+
+
 def assert_config_round_trip(layer):
     """`from_config(get_config())` gives the same config (sorted JSON)."""
     config = layer.get_config()

@@ -1,12 +1,14 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from keras import ops
 
 from mrrn_keras import SRU
-from tests.helpers import assert_config_round_trip, run_layer_test
+from tests.helpers import BACKEND, assert_config_round_trip, layer_gradients, run_layer_test
 
+pytestmark = pytest.mark.multi_backend
 IMPLS = ("xla", "graph", "reference")
+tf_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow graphs")
 
 
 def _sigmoid(z):
@@ -113,13 +115,13 @@ def test_bidirectional_return_state():
 
 
 def _gradients(layer, x, mask, c0):
-    x, c0 = tf.constant(x), tf.constant(c0)
     weights = np.arange(layer.units, dtype="float32") - 2.0
-    with tf.GradientTape() as tape:
-        tape.watch([x, c0])
-        seq, c_last = layer(x, mask=mask, initial_state=c0)
-        loss = tf.reduce_sum(tf.sin(seq) * weights) + tf.reduce_sum(c_last**2)
-    return [np.asarray(g) for g in tape.gradient(loss, [x, c0] + layer.trainable_weights)]
+
+    def objective(call, x, c0):
+        seq, c_last = call(x, mask=mask, initial_state=c0)
+        return ops.sum(ops.sin(seq) * weights) + ops.sum(c_last**2)
+
+    return layer_gradients(layer, objective, [x, c0])
 
 
 @pytest.mark.parametrize("impl", ("xla", "graph"))
@@ -191,7 +193,10 @@ def test_scan_gradient_matches_loop_and_autodiff_reference(steps, dim):
             np.testing.assert_allclose(a, b, atol=1e-4, err_msg=f"{impl}: {name}")
 
 
+@tf_only
 def test_scan_with_length_unknown_at_trace_time():
+    import tensorflow as tf
+
     # A graph traced for any T takes the Hillis-Steele form of the scan.
     layer = _paper_layers(5, 9, ("scan",))["scan"]
     spec = tf.TensorSpec((None, None, 5), tf.float32)
@@ -218,22 +223,48 @@ def test_scan_with_length_unknown_at_trace_time():
         )
 
 
-def test_auto_resolution(monkeypatch):
-    from mrrn_keras.layers import sru
+@pytest.mark.parametrize("unroll", (2, 3, 8))
+@pytest.mark.parametrize("state_gates", (True, False))
+def test_unrolled_loop_matches_reference(unroll, state_gates, monkeypatch):
+    # T = 7 is no multiple of 2, 3 or 8: the padding steps must change nothing.
+    from mrrn_keras.layers import recurrence
+
+    rule = recurrence.AutoRule(scan_min_steps=None, loop_unroll=unroll)
+    monkeypatch.setitem(recurrence.AUTO_RULES, ("cpu", BACKEND), rule)
+    monkeypatch.setattr(recurrence, "device_kind", lambda backend=None: "cpu")
+    x, mask = _inputs(dim=5), _mask()
+    c0 = np.random.default_rng(3).normal(size=(3, 6)).astype("float32")
+    layers = {}
+    for impl in ("auto", "reference"):
+        layers[impl] = SRU(
+            6, return_sequences=True, return_state=True, state_gates=state_gates,
+            implementation=impl,
+        )
+        layers[impl].build(x.shape)
+        _random_weights(layers[impl])
+    assert layers["auto"]._plan(7) == recurrence.Plan("loop", unroll=unroll)
+    for a, b in zip(layers["auto"](x, mask=mask, initial_state=c0), layers["reference"](x, mask=mask, initial_state=c0)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    fast = _gradients(layers["auto"], x, mask, c0)
+    ref = _gradients(layers["reference"], x, mask, c0)
+    for a, b in zip(fast, ref):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_plan_follows_the_device(monkeypatch):
+    from mrrn_keras.layers import recurrence
 
     paper, gated = SRU(4, state_gates=False), SRU(4)
-    # As measured (no crossover): the loop for every length.
-    assert {paper._resolved_implementation(t) for t in (1, 2048, None)} == {"xla"}
-    monkeypatch.setattr(sru, "SCAN_MIN_STEPS", 512)
-    assert paper._resolved_implementation(512) == "scan"
-    assert paper._resolved_implementation(511) == "xla"
-    assert paper._resolved_implementation(None) == "xla"  # T unknown at trace time
-    assert gated._resolved_implementation(512) == "xla"
-    graph = SRU(4, state_gates=False, implementation="graph")
-    assert graph._resolved_implementation(512) == "graph"
+    monkeypatch.setattr(recurrence, "device_kind", lambda backend=None: "gpu")
+    assert paper._plan(64).method == "scan"
+    assert gated._plan(64) == recurrence.Plan("loop", unroll=8)
+    monkeypatch.setattr(recurrence, "device_kind", lambda backend=None: "cpu")
+    assert paper._plan(64) == recurrence.choose_plan(
+        "auto", state_gates=False, steps=64, device="cpu", backend=BACKEND
+    )
     gated.implementation = "scan"  # as MRRN.set_implementation does
     with pytest.raises(ValueError, match="Received: implementation="):
-        gated._resolved_implementation(8)
+        gated._plan(8)
 
 
 def test_xla_and_graph_agree_on_long_sequences():
@@ -312,7 +343,7 @@ def test_recurrent_dropout_mask_is_shared_over_time():
         _random_weights(layer)
     # With r forced to 1 (large reset bias) h = tanh(c) * mask exactly.
     for layer in (plain, dropped):
-        bias = np.asarray(layer.bias)
+        bias = np.array(layer.bias)
         bias[8:] = 50.0
         layer.bias.assign(bias)
     out = np.asarray(dropped(x, training=True))

@@ -1,330 +1,249 @@
-"""The SRU's sequential part: the c-recurrence, its hand-written gradient.
+"""The SRU's sequential part: which algorithm runs it, on which backend.
 
-Everything in an SRU except one elementwise recurrence runs in parallel over
-time. With ``U = x W`` computed for all steps at once, that recurrence is
+An SRU computes everything but one elementwise recurrence in parallel over
+time. With ``U = x W`` for all steps at once, that recurrence is
 
     f_t = sigmoid(uf_t + v_f * c_{t-1})          (uf already holds b_f)
     c_t = c_{t-1} + m_t * (1 - f_t) * (uc_t - c_{t-1})
 
-where ``m_t`` is 1 for a real step and 0 for a masked one (a masked step
-carries c through unchanged). The reset gate and the output ``h`` depend on
-``c_{t-1}`` and ``c_t`` only, so the caller computes them vectorised from the
-sequence of c returned here and lets autodiff handle them.
+with ``m_t`` 1 for a real step and 0 for a masked one. Three algorithms
+evaluate it, each with the same numerics on every backend:
 
-The backward recurrence is linear whatever ``v_f`` is. With ``g_t`` the total
-gradient reaching ``c_t``,
+- ``loop``: one step after another (an XLA while loop / ``lax.scan``), with a
+  hand-written backward recurrence, optionally unrolled ``unroll`` steps per
+  iteration. Any ``v_f``.
+- ``scan``: a parallel (associative) scan of the linear recurrence
+  ``c_t = a_t c_{t-1} + b_t``; only for ``v_f = 0`` (the 2017 SRU,
+  ``state_gates=False``). ``O(log T)`` dependent steps.
+- ``reference``: the whole SRU step by step, differentiated by autodiff; the
+  oracle the others are tested against.
 
-    A_t = m_t (1 - f_t)
-    K_t = m_t (uc_t - c_{t-1}) f_t (1 - f_t)
-    P_t = 1 - A_t - K_t v_f                       (= dc_t / dc_{t-1})
-    g_t = dC_t + P_{t+1} g_{t+1},                 dc_0 = P_0 g_0
-    duc_t = g_t A_t,   duf_t = -g_t K_t,   dv_f = sum_t duf_t c_{t-1}
+The backend modules hold the code (``recurrence_tf``: TF loops and
+``tf.custom_gradient``; ``recurrence_jax``: ``lax.scan`` /
+``lax.associative_scan`` and ``jax.custom_vjp``; ``recurrence_ops``: plain
+``keras.ops``, differentiated by autodiff, for PyTorch). Each is imported
+only when its backend is active, so TensorFlow is never loaded under JAX.
 
-so the reverse loop is one multiply-add per step; ``A``, ``K`` and ``P`` are
-computed for all steps at once from the forward's c sequence.
-
-Why a hand-written gradient: autodiff through an XLA while loop was measured
-at 7x (T=64) to 21x (T=512) the cost of the layer's own matmul.
-
-Two loop forms share this math: ``jit_compile=True`` (the fast default) and a
-plain TF graph loop with identical numerics, which a SavedModel for TF
-Serving needs (Serving refuses XLA functions unless told otherwise).
-
-The parallel scan (``scan_recurrence``). Without the ``v_f * c`` term (the
-2017 SRU, ``v_f = 0``) the forward is linear too:
-
-    c_t = a_t c_{t-1} + b_t,   a_t = 1 - m_t (1 - f_t),   b_t = m_t (1 - f_t) uc_t
-
-and pairs ``(a, b)`` compose associatively,
-``(a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2)``, so both the forward and
-the backward recurrence (``P_t = a_t`` when ``v_f = 0``) can be evaluated in
-``O(log T)`` depth instead of ``T`` dependent steps. With T known when the
-function is traced this is Blelloch's work-efficient scan written with
-reshapes: combine neighbouring pairs, scan the half-length sequence
-recursively, fill in the even positions (about 2x the work of the serial
-loop, 2 log2(T) levels). With T unknown at trace time (a graph traced for
-any length) it is the Hillis-Steele scan, ``ceil(log2 T)`` rounds of
-shifted multiply-adds in a ``tf.while_loop`` (T log T work; slower).
+``choose_plan`` is the one policy that maps a layer's ``implementation``
+onto an algorithm; ``AUTO_RULES`` holds every measured constant it uses.
 """
 
-import tensorflow as tf
+import dataclasses
+import functools
+import importlib
+
+import keras
+
+IMPLEMENTATIONS = ("auto", "xla", "graph", "scan", "reference")
+DEVICE_KINDS = ("cpu", "gpu", "tpu")
+BACKENDS = ("tensorflow", "jax", "torch")
 
 
-def _forward_loop(uc, uf, vf, mask, c0):
-    """c sequence from time-major inputs (T, B, U); mask is (T, B, 1)."""
-    steps = tf.shape(uc)[0]
-    out = tf.TensorArray(uc.dtype, size=steps, element_shape=c0.shape)
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How one SRU call runs its recurrence.
 
-    def body(t, c, out):
-        f = tf.sigmoid(uf[t] + vf * c)
-        c = c + mask[t] * (1.0 - f) * (uc[t] - c)
-        return t + 1, c, out.write(t, c)
+    Attributes:
+        method: `"loop"`, `"scan"` or `"reference"` (module docstring).
+        unroll: time steps per loop iteration (`"loop"` only).
+        jit_compile: TensorFlow only: XLA-compile the loop and scan functions;
+            `False` gives plain graph loops (what TF Serving runs by default).
+            JAX always compiles; PyTorch never does.
+    """
 
-    _, _, out = tf.while_loop(
-        lambda t, c, out: t < steps,
-        body,
-        (tf.constant(0), c0, out),
-        maximum_iterations=steps,
-    )
-    return out.stack()
+    method: str
+    unroll: int = 1
+    jit_compile: bool = True
 
 
-def _backward_loop(dc_seq, p_seq):
-    """Reverse linear recurrence g_t = dC_t + P_{t+1} g_{t+1}; returns (G, dc0)."""
-    steps = tf.shape(dc_seq)[0]
-    out = tf.TensorArray(dc_seq.dtype, size=steps, element_shape=dc_seq.shape[1:])
+@dataclasses.dataclass(frozen=True)
+class AutoRule:
+    """What `implementation="auto"` does on one (device kind, backend).
 
-    def body(t, carry, out):
-        g = dc_seq[t] + carry
-        return t - 1, p_seq[t] * g, out.write(t, g)
+    Attributes:
+        scan_min_steps: with `state_gates=False` and the sequence length known
+            when traced, use the parallel scan from this many steps on; `None`
+            never does.
+        loop_unroll: time steps per iteration of the loop otherwise.
+    """
 
-    _, dc0, out = tf.while_loop(
-        lambda t, carry, out: t >= 0,
-        body,
-        (steps - 1, tf.zeros_like(dc_seq[0]), out),
-        maximum_iterations=steps,
-    )
-    return out.stack(), dc0
+    scan_min_steps: int | None
+    loop_unroll: int
 
 
-def _forward(uc, uf, vf, mask, c0):
-    # (B, T, U) -> (T, B, U): the loop indexes contiguous time slices.
-    c_seq = _forward_loop(
-        tf.transpose(uc, (1, 0, 2)),
-        tf.transpose(uf, (1, 0, 2)),
-        vf,
-        tf.transpose(mask, (1, 0, 2)),
-        c0,
-    )
-    return tf.transpose(c_seq, (1, 0, 2))  # (T, B, U) -> (B, T, U)
-
-
-def _backward(uc, uf, vf, mask, c0, c_seq, d_c_seq):
-    # c_{t-1} for every t: (B, T, U)
-    c_prev = tf.concat([c0[:, None, :], c_seq[:, :-1, :]], axis=1)
-    f = tf.sigmoid(uf + vf * c_prev)
-    a = mask * (1.0 - f)
-    k = mask * (uc - c_prev) * f * (1.0 - f)
-    p = 1.0 - a - k * vf
-    g, d_c0 = _backward_loop(
-        tf.transpose(d_c_seq, (1, 0, 2)), tf.transpose(p, (1, 0, 2))
-    )
-    g = tf.transpose(g, (1, 0, 2))  # (T, B, U) -> (B, T, U)
-    d_uf = -g * k
-    d_vf = tf.reduce_sum(d_uf * c_prev, axis=(0, 1))
-    return g * a, d_uf, d_vf, d_c0
-
-
-def _pair_scan(a, b):
-    """Inclusive scan h_t = a_t h_{t-1} + b_t (h_{-1} = 0) along axis 1 of (B, T, U)."""
-    if a.shape[1] is None:
-        return _hillis_steele(a, b)
-    return _blelloch(a, b)
-
-
-def _blelloch(a, b):
-    steps = a.shape[1]
-    if steps == 1:
-        return b
-    if steps % 2:
-        # Pad with the identity pair (1, 0) to an even length.
-        a = tf.concat([a, tf.ones_like(a[:, :1])], axis=1)
-        b = tf.concat([b, tf.zeros_like(b[:, :1])], axis=1)
-    shape = tf.shape(a)
-    # (B, 2S, U) -> (B, S, 2, U): neighbouring pairs (even, odd).
-    pairs = (shape[0], (steps + 1) // 2, 2, shape[2])
-    a2, b2 = tf.reshape(a, pairs), tf.reshape(b, pairs)
-    a_even, a_odd, b_even, b_odd = a2[:, :, 0], a2[:, :, 1], b2[:, :, 0], b2[:, :, 1]
-    odd = _blelloch(a_odd * a_even, a_odd * b_even + b_odd)  # h at odd positions
-    even = a_even * tf.concat([tf.zeros_like(odd[:, :1]), odd[:, :-1]], axis=1) + b_even
-    # (B, S, 2, U) -> (B, 2S, U), then drop the padding.
-    h = tf.reshape(tf.stack([even, odd], axis=2), shape)
-    return h[:, :steps]
-
-
-def _hillis_steele(a, b):
-    steps = tf.shape(a)[1]
-    # Shifting by k = reading a window of [identity * T, x] that starts at T - k;
-    # the window keeps the shape (B, T, U), so the loop's shapes stay fixed.
-    ones, zeros = tf.ones_like(a), tf.zeros_like(b)
-
-    def shifted(x, pad, k):
-        padded = tf.concat([pad, x], axis=1)  # (B, 2T, U)
-        return tf.slice(padded, tf.stack([0, steps - k, 0]), tf.shape(x))
-
-    def body(k, a, b):
-        b = a * shifted(b, zeros, k) + b
-        a = a * shifted(a, ones, k)
-        return k * 2, a, b
-
-    _, _, b = tf.while_loop(
-        lambda k, a, b: k < steps, body, (tf.constant(1), a, b),
-        shape_invariants=(tf.TensorShape([]), a.shape, b.shape),
-    )
-    return b
-
-
-def _scan_forward(uc, uf, mask, c0):
-    a = 1.0 - mask * (1.0 - tf.sigmoid(uf))  # (B, T, U)
-    b = (1.0 - a) * uc
-    # Fold c_0 into the first step: c_1 = a_1 c_0 + b_1.
-    b = tf.concat([b[:, :1] + a[:, :1] * c0[:, None, :], b[:, 1:]], axis=1)
-    return _pair_scan(a, b)
-
-
-def _scan_backward(uc, uf, mask, c0, c_seq, d_c_seq):
-    # c_{t-1} for every t: (B, T, U)
-    c_prev = tf.concat([c0[:, None, :], c_seq[:, :-1, :]], axis=1)
-    f = tf.sigmoid(uf)
-    a = mask * (1.0 - f)
-    k = mask * (uc - c_prev) * f * (1.0 - f)
-    p = 1.0 - a  # dc_t / dc_{t-1} when v_f = 0
-    # g_t = dC_t + P_{t+1} g_{t+1}: a scan over reversed time whose step-t
-    # coefficient is P_{t+1} (P_T multiplies g_{T+1} = 0: any value will do).
-    p_next = tf.concat([p[:, 1:], tf.zeros_like(p[:, :1])], axis=1)
-    g = tf.reverse(
-        _pair_scan(tf.reverse(p_next, [1]), tf.reverse(d_c_seq, [1])), [1]
-    )
-    d_uf = -g * k
-    return g * a, d_uf, p[:, 0] * g[:, 0]
-
-
-_FORWARD = {
-    True: tf.function(_forward, jit_compile=True, reduce_retracing=True),
-    False: tf.function(_forward, jit_compile=False, reduce_retracing=True),
-}
-_BACKWARD = {
-    True: tf.function(_backward, jit_compile=True, reduce_retracing=True),
-    False: tf.function(_backward, jit_compile=False, reduce_retracing=True),
+# Every constant behind "auto", with the measurement that set it.
+# - GPU/TPU: on an NVIDIA H200 (JAX's XLA, float32, d=512, issue 10's table)
+#   the loop is launch-bound at about 23 us per step, 7.5x (B32 T64) to 32x
+#   (B8 T512) the SRU's own matmul, while the parallel scan stays at
+#   1.23-1.46x for T = 64..2048; the loop unrolled 8 steps per iteration
+#   measured 1.46x/2.29x (fwd / fwd+bwd) at B32 T64 (the state-gate form
+#   needs the loop). TPUs are not measured and follow the GPU: both pay per
+#   launched step.
+# - CPU, TensorFlow: the scan was nowhere faster than the XLA loop on 2 cores
+#   up to T=2048 (SRU docstring, docs/benchmarks.md).
+# - CPU, JAX: `python bench/sru.py` under KERAS_BACKEND=jax (docs/benchmarks.md).
+# - CPU, PyTorch: the loop is a Python loop of small ops (keras.ops.scan), so
+#   the scan wins from T=2 on; unrolling does not apply.
+AUTO_RULES = {
+    ("cpu", "tensorflow"): AutoRule(scan_min_steps=None, loop_unroll=1),
+    ("cpu", "jax"): AutoRule(scan_min_steps=None, loop_unroll=1),
+    ("cpu", "torch"): AutoRule(scan_min_steps=2, loop_unroll=1),
+    ("gpu", "tensorflow"): AutoRule(scan_min_steps=1, loop_unroll=8),
+    ("gpu", "jax"): AutoRule(scan_min_steps=1, loop_unroll=8),
+    ("gpu", "torch"): AutoRule(scan_min_steps=1, loop_unroll=1),
+    ("tpu", "tensorflow"): AutoRule(scan_min_steps=1, loop_unroll=8),
+    ("tpu", "jax"): AutoRule(scan_min_steps=1, loop_unroll=8),
 }
 
 
-# No reduce_retracing: the Blelloch scan needs a static T, so each length
-# gets its own trace (XLA compiles per shape anyway).
-_SCAN_FORWARD = {
-    True: tf.function(_scan_forward, jit_compile=True),
-    False: tf.function(_scan_forward, jit_compile=False),
-}
-_SCAN_BACKWARD = {
-    True: tf.function(_scan_backward, jit_compile=True),
-    False: tf.function(_scan_backward, jit_compile=False),
-}
+def check_scan(implementation: str, state_gates: bool) -> None:
+    """Raises `ValueError` for the scan with state gates (it needs `v_f = 0`)."""
+    if implementation == "scan" and state_gates:
+        raise ValueError(
+            "`implementation='scan'` needs the linear recurrence of "
+            "`state_gates=False`; use 'auto', 'xla' or 'graph' with state "
+            f"gates. Received: implementation={implementation!r}, "
+            f"state_gates={state_gates!r}"
+        )
 
 
-def c_recurrence(uc, uf, vf, mask, c0, *, jit_compile: bool = True):
-    """Runs the SRU c-recurrence with its hand-written gradient.
+def choose_plan(
+    implementation: str,
+    *,
+    state_gates: bool,
+    steps: int | None,
+    device: str,
+    backend: str,
+) -> Plan:
+    """Maps an SRU's `implementation` onto the algorithm that runs it.
+
+    Explicit names are honoured everywhere (`"xla"` and `"graph"` are the
+    loop compiled or not; on JAX and PyTorch both are the backend's loop).
+    `"auto"` follows `AUTO_RULES[(device, backend)]`.
 
     Args:
+        implementation: one of `IMPLEMENTATIONS`.
+        state_gates: whether the gates read `c_{t-1}` (then no scan).
+        steps: the sequence length if known when traced, else `None` (a
+            TF graph traced for any length); `None` never selects the scan
+            on CPU, where a rule's threshold needs the length.
+        device: `"cpu"`, `"gpu"` or `"tpu"` (`device_kind()`).
+        backend: `"tensorflow"`, `"jax"` or `"torch"`.
+
+    Returns:
+        A `Plan`.
+
+    Raises:
+        ValueError: an unknown implementation, device or backend, the scan
+            with `state_gates=True`, or a device the backend does not run on.
+
+    Example:
+
+    >>> choose_plan("auto", state_gates=False, steps=64, device="gpu", backend="jax")
+    Plan(method='scan', unroll=1, jit_compile=True)
+    >>> choose_plan("auto", state_gates=True, steps=64, device="gpu", backend="jax")
+    Plan(method='loop', unroll=8, jit_compile=True)
+    >>> choose_plan("auto", state_gates=False, steps=64, device="cpu", backend="tensorflow")
+    Plan(method='loop', unroll=1, jit_compile=True)
+    """
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(
+            f"`implementation` must be one of {IMPLEMENTATIONS}. "
+            f"Received: implementation={implementation!r}"
+        )
+    check_scan(implementation, state_gates)
+    for name, value, known in (("device", device, DEVICE_KINDS), ("backend", backend, BACKENDS)):
+        if value not in known:
+            raise ValueError(f"`{name}` must be one of {known}. Received: {name}={value!r}")
+    rule = AUTO_RULES.get((device, backend))
+    if rule is None:
+        raise ValueError(
+            f"The {backend} backend does not run on a {device}. "
+            f"Received: device={device!r}, backend={backend!r}"
+        )
+    if implementation == "reference":
+        return Plan("reference")
+    if implementation == "scan":
+        return Plan("scan")
+    if implementation in ("xla", "graph"):
+        return Plan("loop", jit_compile=implementation == "xla")
+    if not state_gates and rule.scan_min_steps is not None:
+        # On an accelerator the scan wins at every length, known or not (a TF
+        # graph traced for any T takes its Hillis-Steele form).
+        if rule.scan_min_steps <= 1 or (steps is not None and steps >= rule.scan_min_steps):
+            return Plan("scan")
+    return Plan("loop", unroll=rule.loop_unroll)
+
+
+@functools.cache
+def device_kind(backend: str | None = None) -> str:
+    """The kind of device the backend computes on by default.
+
+    Args:
+        backend: a Keras backend name; defaults to the active one.
+
+    Returns:
+        `"tpu"`, `"gpu"` or `"cpu"`.
+    """
+    backend = backend or keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        platform = jax.default_backend()
+        return platform if platform in DEVICE_KINDS else "gpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        for kind in ("tpu", "gpu"):
+            if tf.config.list_logical_devices(kind.upper()):
+                return kind
+        return "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def backend_module():
+    """The recurrence module of the active Keras backend.
+
+    Raises:
+        NotImplementedError: a backend without an SRU recurrence.
+    """
+    backend = keras.backend.backend()
+    modules = {
+        "tensorflow": "recurrence_tf",
+        "jax": "recurrence_jax",
+        "torch": "recurrence_ops",
+    }
+    if backend not in modules:
+        raise NotImplementedError(
+            f"The SRU runs on the tensorflow, jax and torch backends of Keras; "
+            f"the active backend is {backend!r}. Set KERAS_BACKEND to one of those."
+        )
+    return importlib.import_module(f"mrrn_keras.layers.{modules[backend]}")
+
+
+def c_sequence(plan: Plan, uc, uf, vf, mask, c0):
+    """Runs the c-recurrence as `plan` says, with its gradient.
+
+    Args:
+        plan: a `Plan` whose method is `"loop"` or `"scan"`.
         uc: float32 `(B, T, U)`, candidate projection of the inputs.
         uf: float32 `(B, T, U)`, forget-gate projection plus its bias.
-        vf: float32 `(U,)`, forget-gate weights on c_{t-1} (zeros for the
-            2017 form whose gates read x only).
+        vf: float32 `(U,)`, forget-gate weights on `c_{t-1}` (ignored by the
+            scan, which is only chosen when they are absent).
         mask: float32 `(B, T, 1)` of 0/1; masked steps carry c unchanged.
             Treated as a constant (no gradient).
         c0: float32 `(B, U)` initial state.
-        jit_compile: run the loops as XLA-compiled functions; `False` gives
-            plain graph loops with the same numerics.
 
     Returns:
-        float32 `(B, T, U)`: c_t for every step.
+        float32 `(B, T, U)`: `c_t` for every step.
     """
-
-    @tf.custom_gradient
-    def recurrence(uc, uf, vf, c0):
-        # stop_gradient keeps the tape from differentiating the loop itself.
-        inputs = [tf.stop_gradient(t) for t in (uc, uf, vf, c0)]
-        c_seq = _FORWARD[jit_compile](inputs[0], inputs[1], inputs[2], mask, inputs[3])
-
-        def grad(d_c_seq):
-            return _BACKWARD[jit_compile](
-                inputs[0], inputs[1], inputs[2], mask, inputs[3], c_seq, d_c_seq
-            )
-
-        return c_seq, grad
-
-    return recurrence(uc, uf, vf, c0)
-
-
-def scan_recurrence(uc, uf, mask, c0, *, jit_compile: bool = True):
-    """The 2017 SRU's c-recurrence (no `v_f * c` term) by parallel scan.
-
-    Same result and gradients as `c_recurrence` with `vf = 0`, computed in
-    `O(log T)` dependent steps (see the module docstring).
-
-    Args:
-        uc: float32 `(B, T, U)`, candidate projection of the inputs.
-        uf: float32 `(B, T, U)`, forget-gate projection plus its bias.
-        mask: float32 `(B, T, 1)` of 0/1; masked steps carry c unchanged.
-            Treated as a constant (no gradient).
-        c0: float32 `(B, U)` initial state.
-        jit_compile: XLA-compile the scans. Defaults to `True`.
-
-    Returns:
-        float32 `(B, T, U)`: c_t for every step.
-    """
-
-    @tf.custom_gradient
-    def recurrence(uc, uf, c0):
-        inputs = [tf.stop_gradient(t) for t in (uc, uf, c0)]
-        c_seq = _SCAN_FORWARD[jit_compile](inputs[0], inputs[1], mask, inputs[2])
-
-        def grad(d_c_seq):
-            return _SCAN_BACKWARD[jit_compile](
-                inputs[0], inputs[1], mask, inputs[2], c_seq, d_c_seq
-            )
-
-        return c_seq, grad
-
-    return recurrence(uc, uf, c0)
-
-
-def reference_recurrence(
-    x_highway, uc, uf, ur, vf, vr, mask, c0, cell_mask, zero_output_for_mask
-):
-    """The whole SRU step by step in a plain loop, differentiated by autodiff.
-
-    Kept in the package as the oracle the fast path is tested against and as
-    a debugging path; it is not fast.
-
-    Args:
-        x_highway: `(B, T, U)` the highway input (x, or its projection).
-        uc, uf, ur: `(B, T, U)` the three projections, uf/ur with biases.
-        vf, vr: `(U,)` gate weights on c_{t-1}.
-        mask: `(B, T, 1)` of 0/1.
-        c0: `(B, U)` initial state.
-        cell_mask: `(B, 1, U)` dropout mask on tanh(c_t), or ones.
-        zero_output_for_mask: masked steps output zeros instead of the
-            previous output.
-
-    Returns:
-        `(h_seq, c_seq, h_last)`: outputs and states `(B, T, U)`, and the
-        output of the last unmasked step `(B, U)` (zeros if none).
-    """
-    steps = tf.shape(uc)[1]
-    tm = [tf.transpose(t, (1, 0, 2)) for t in (x_highway, uc, uf, ur, mask)]
-    x_t, uc_t, uf_t, ur_t, m_t = tm
-    h_arr = tf.TensorArray(uc.dtype, size=steps, element_shape=c0.shape)
-    c_arr = tf.TensorArray(uc.dtype, size=steps, element_shape=c0.shape)
-
-    def body(t, c, h, h_arr, c_arr):
-        f = tf.sigmoid(uf_t[t] + vf * c)
-        r = tf.sigmoid(ur_t[t] + vr * c)
-        c_new = f * c + (1.0 - f) * uc_t[t]
-        h_new = r * tf.tanh(c_new) * cell_mask[:, 0, :] + (1.0 - r) * x_t[t]
-        keep = m_t[t] > 0.5
-        c = tf.where(keep, c_new, c)
-        h = tf.where(keep, h_new, h)
-        out = tf.where(keep, h_new, tf.zeros_like(h)) if zero_output_for_mask else h
-        return t + 1, c, h, h_arr.write(t, out), c_arr.write(t, c)
-
-    _, _, h_last, h_arr, c_arr = tf.while_loop(
-        lambda t, *_: t < steps,
-        body,
-        (tf.constant(0), c0, tf.zeros_like(c0), h_arr, c_arr),
-        maximum_iterations=steps,
-    )
-    return (
-        tf.transpose(h_arr.stack(), (1, 0, 2)),
-        tf.transpose(c_arr.stack(), (1, 0, 2)),
-        h_last,
+    module = backend_module()
+    if plan.method == "scan":
+        return module.scan_recurrence(uc, uf, mask, c0, jit_compile=plan.jit_compile)
+    return module.c_recurrence(
+        uc, uf, vf, mask, c0, unroll=plan.unroll, jit_compile=plan.jit_compile
     )

@@ -3,17 +3,10 @@
 import math
 
 import keras
-import tensorflow as tf
 from keras import ops
 
-from mrrn_keras.layers.recurrence import c_recurrence, reference_recurrence, scan_recurrence
-
-IMPLEMENTATIONS = ("auto", "xla", "graph", "scan", "reference")
-# "auto" would use the parallel scan (state_gates=False, T known when traced)
-# from this many steps on; None: never, since on the CPUs measured (SRU
-# docstring) the scan was nowhere faster than the loop. The one knob to set
-# where a measurement finds a crossover.
-SCAN_MIN_STEPS = None
+from mrrn_keras.layers import recurrence
+from mrrn_keras.layers.recurrence import IMPLEMENTATIONS, check_scan
 
 
 @keras.saving.register_keras_serializable(package="mrrn_keras")
@@ -167,7 +160,7 @@ class SRU(keras.layers.Layer):
                 f"`implementation` must be one of {IMPLEMENTATIONS}. "
                 f"Received: implementation={implementation!r}"
             )
-        _check_scan(implementation, state_gates)
+        check_scan(implementation, state_gates)
         self.units = units
         self.return_sequences = return_sequences
         self.return_state = return_state
@@ -235,20 +228,17 @@ class SRU(keras.layers.Layer):
             name="bias", shape=(2 * self.units,), initializer=bias_init
         )
 
-    def _resolved_implementation(self, steps):
-        # Checked again here: `implementation` may be reassigned after
-        # construction (e.g. `MRRN.set_implementation`).
-        _check_scan(self.implementation, self.state_gates)
-        if self.implementation != "auto":
-            return self.implementation
-        if (
-            not self.state_gates
-            and SCAN_MIN_STEPS is not None
-            and steps is not None
-            and steps >= SCAN_MIN_STEPS
-        ):
-            return "scan"
-        return "xla"
+    def _plan(self, steps):
+        # `implementation` may be reassigned after construction (e.g.
+        # `MRRN.set_implementation`): resolved (and checked) at each call.
+        backend = keras.backend.backend()
+        return recurrence.choose_plan(
+            self.implementation,
+            state_gates=self.state_gates,
+            steps=steps,
+            device=recurrence.device_kind(backend),
+            backend=backend,
+        )
 
     def call(self, inputs, mask=None, training=None, initial_state=None):
         x = ops.cast(inputs, "float32")
@@ -305,25 +295,21 @@ class SRU(keras.layers.Layer):
             else ops.cast(mask, "float32")[..., None]
         )
 
-        implementation = self._resolved_implementation(x.shape[1])
-        if implementation == "reference":
-            h_seq, c_seq, h_last = reference_recurrence(
+        plan = self._plan(x.shape[1])
+        backend = recurrence.backend_module()
+        if plan.method == "reference":
+            h_seq, c_seq, h_last = backend.reference_recurrence(
                 x_highway, uc, uf, ur, vf, vr, step_mask, c0, cell_mask,
                 self.zero_output_for_mask and mask is not None,
             )
         else:
-            if implementation == "scan":
-                c_seq = scan_recurrence(uc, uf, step_mask, c0)
-            else:
-                c_seq = c_recurrence(
-                    uc, uf, vf, step_mask, c0, jit_compile=implementation == "xla"
-                )
+            c_seq = recurrence.c_sequence(plan, uc, uf, vf, step_mask, c0)
             # c_{t-1} for every t: (B, T, U)
             c_prev = ops.concatenate([c0[:, None, :], c_seq[:, :-1, :]], axis=1)
             r = ops.sigmoid(ur + vr * c_prev)
             h_seq = r * ops.tanh(c_seq) * cell_mask + (1.0 - r) * x_highway
             if mask is not None:
-                h_filled = _carry_over_masked(h_seq, mask)
+                h_filled = backend.carry_over_masked(h_seq, mask)
                 h_last = h_filled[:, -1, :]
                 h_seq = h_seq * step_mask if self.zero_output_for_mask else h_filled
             else:
@@ -378,32 +364,3 @@ class SRU(keras.layers.Layer):
             }
         )
         return config
-
-
-def _check_scan(implementation, state_gates):
-    if implementation == "scan" and state_gates:
-        raise ValueError(
-            "`implementation='scan'` needs the linear recurrence of "
-            "`state_gates=False`; use 'auto', 'xla' or 'graph' with state "
-            f"gates. Received: implementation={implementation!r}, "
-            f"state_gates={state_gates!r}"
-        )
-
-
-def _carry_over_masked(h_seq, mask):
-    """Replaces each masked step's output by the last unmasked one (or zeros).
-
-    Runs in O(B*T): the index of the last unmasked step at or before t is the
-    position of the k-th unmasked step, k being the running count of them.
-    """
-    steps = tf.shape(h_seq)[1]
-    batch = tf.shape(h_seq)[0]
-    count = tf.cumsum(tf.cast(mask, tf.int32), axis=1)  # (B, T)
-    positions = tf.broadcast_to(tf.range(steps)[None, :], tf.shape(count))
-    segment = count + (steps + 1) * tf.range(batch)[:, None]
-    last_valid = tf.math.unsorted_segment_max(
-        tf.where(mask, positions, -1), segment, batch * (steps + 1)
-    )
-    index = tf.gather(last_valid, segment)  # (B, T), -1 before the first step
-    gathered = tf.gather(h_seq, tf.maximum(index, 0), batch_dims=1)
-    return tf.where((index >= 0)[..., None], gathered, tf.zeros_like(gathered))

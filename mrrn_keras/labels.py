@@ -1,0 +1,39 @@
+"""Class names for a model's outputs: one rule shared by predict, streaming and export."""
+
+from collections.abc import Sequence
+
+
+def resolve_labels(labels: Sequence | None, model, info, num_classes: int) -> list[str]:
+    """The class names to report, in output order.
+
+    Args:
+        labels: explicit names, or None to take them from `model.class_names`,
+            then from `info.labels` (a zoo `VariantInfo`), else `class_<i>`.
+        model: the model whose outputs are named.
+        info: a `VariantInfo` or None.
+        num_classes: the number of outputs.
+
+    Returns:
+        `num_classes` strings.
+
+    Raises:
+        ValueError: explicit or stored names whose count is not `num_classes`.
+
+    Example:
+
+    >>> resolve_labels(None, object(), None, 2)
+    ['class_0', 'class_1']
+    """
+    if labels is None:
+        labels = getattr(model, "class_names", None)
+    if labels is None and info is not None:
+        labels = info.labels
+    if labels is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    labels = [str(label) for label in labels]
+    if len(labels) != num_classes:
+        raise ValueError(
+            f"`labels` must hold one name per class ({num_classes}). "
+            f"Received: {len(labels)} labels"
+        )
+    return labels
