@@ -244,7 +244,7 @@ def classify_videos_streaming(
         One `mrrn_keras.predict.Prediction` or `VideoFailure` per path, in
         order.
     """
-        from mrrn_keras.predict import Prediction, VideoFailure
+    from mrrn_keras.predict import Prediction, VideoFailure
 
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
