@@ -197,6 +197,10 @@ def _export_arguments(parser):
 
 
 def _export(args) -> int:
+    from mrrn_keras.errors import require_tensorflow_backend
+
+    # Checked before the import: the export module loads TensorFlow.
+    require_tensorflow_backend("mrrn export (SavedModel for TF Serving)")
     from mrrn_keras.export import export_for_serving
 
     try:

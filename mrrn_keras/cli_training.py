@@ -55,7 +55,7 @@ def prepare(args) -> int:
 
 
 def finetune_arguments(parser: argparse.ArgumentParser) -> None:
-    from mrrn_keras.finetune import config_options
+    from mrrn_keras.finetune_config import config_options
 
     for name, kind, default, required, help_text in config_options():
         if kind is bool:
@@ -68,7 +68,7 @@ def finetune_arguments(parser: argparse.ArgumentParser) -> None:
 
 def finetune_config(args):
     """The `FinetuneConfig` of parsed `mrrn finetune` arguments."""
-    from mrrn_keras.finetune import FinetuneConfig, config_options
+    from mrrn_keras.finetune_config import FinetuneConfig, config_options
 
     return FinetuneConfig(**{name: getattr(args, name) for name, *_ in config_options()})
 

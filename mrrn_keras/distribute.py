@@ -1,10 +1,20 @@
-"""tf.distribute strategies by name, for the fine-tuning recipe and the CLI."""
+"""tf.distribute strategies by name, for the fine-tuning recipe and the CLI.
+
+TensorFlow is imported when a strategy is made, so the names and the
+`TF_CONFIG` helpers are usable under any Keras backend.
+"""
+
+from __future__ import annotations
 
 import json
 import logging
 import os
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+import keras
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +37,21 @@ def make_strategy(name: str = "default", *, tpu: str | None = None) -> tf.distri
         tpu: TPU address or name, for `"tpu"`.
 
     Raises:
-        ValueError: an unknown name, or `"multi_worker"` without `TF_CONFIG`.
+        ValueError: an unknown name, `"multi_worker"` without `TF_CONFIG`, or
+            a distributed strategy under a Keras backend other than
+            TensorFlow (tf.distribute places TensorFlow variables only).
     """
+    import tensorflow as tf
+
     if name == "default":
         return tf.distribute.get_strategy()
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise ValueError(
+            f"strategy={name!r} is a tf.distribute strategy and needs the TensorFlow "
+            f"backend of Keras; the active backend is {backend!r}. Use strategy='default' "
+            f"(or keras.distribution under JAX). Received: strategy={name!r}"
+        )
     if name == "mirrored":
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy([d.name for d in devices])

@@ -29,3 +29,24 @@ class ZooError(MRRNError, ValueError):
 
 class WeightsError(MRRNError, OSError):
     """Weights could not be fetched, verified or read."""
+
+
+class BackendError(MRRNError, RuntimeError):
+    """A feature needs a Keras backend other than the active one."""
+
+
+def require_tensorflow_backend(feature: str) -> None:
+    """Raises `BackendError` unless Keras runs on TensorFlow.
+
+    Args:
+        feature: what needs TensorFlow, e.g. "SavedModel export".
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise BackendError(
+            f"{feature} needs the TensorFlow backend of Keras; the active backend is "
+            f"{backend!r}. Run it with KERAS_BACKEND=tensorflow: a model saved under "
+            f"{backend} (.keras or a zoo entry) loads there with the same weights."
+        )

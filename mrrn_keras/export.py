@@ -29,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mrrn_keras.errors import require_tensorflow_backend
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 
@@ -170,6 +171,8 @@ def export_for_serving(
     Raises:
         FileExistsError: if the version exists and `overwrite` is false.
         ValueError: for an invalid argument.
+        mrrn_keras.errors.BackendError: under a Keras backend other than
+            TensorFlow (load the model there: its weights are the same).
 
     Example:
 
@@ -181,6 +184,7 @@ def export_for_serving(
     >>> path.name
     '1'
     """
+    require_tensorflow_backend("SavedModel export")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
     if version is not None and (

@@ -35,11 +35,11 @@ import keras
 import tensorflow as tf
 
 from mrrn_keras.data.cache import open_cache
-from mrrn_keras.data.datasets import DATASET_FORMATS, read_dataset
+from mrrn_keras.data.datasets import read_dataset
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
-from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
-from mrrn_keras.distribute import STRATEGIES, is_chief, make_strategy, task_name
+from mrrn_keras.distribute import is_chief, make_strategy, task_name
 from mrrn_keras.download import sha256_file
+from mrrn_keras.finetune_config import FinetuneConfig
 from mrrn_keras.model import MRRN, copy_layer_weights
 from mrrn_keras.training import (
     SkippedVideosCallback,
@@ -54,159 +54,6 @@ logger = logging.getLogger(__name__)
 
 BEST_MONITOR = "val_probabilities_acc"
 _WARMUP_DONE = "warmup_done.weights.h5"
-
-
-@dataclasses.dataclass(frozen=True)
-class FinetuneConfig:
-    """Everything a fine-tuning run needs; `finetune` saves it as `run_config.json`.
-
-    Args:
-        variant: str. Zoo name, entry folder or URL (see `load_mrrn`).
-        data_format: str. One of `DATASET_FORMATS`.
-        data_dir: str. Dataset root (see `read_dataset`).
-        out_dir: str. Run folder (outputs, backups).
-        split: int. Split of ucf101 / hmdb51. Defaults to 1.
-        cache_dir: str or None. A frame cache from `mrrn prepare` holding
-            `train/` and `test/`; used instead of the raw videos when set.
-        frames, size, sampling: clip length, frame size and sampling mode;
-            `None` takes the variant's own input spec.
-        stride: int. Frame step of dense sampling. Defaults to 1.
-        short: str. Short videos: "loop" or "pad". Defaults to "loop".
-        batch_size: int. Global batch size. Defaults to 8.
-        epochs: int. Total epochs, warm-up included. Defaults to 10.
-        warmup_epochs: int. Leading epochs with the backbone frozen (heads
-            and SRUs train). Defaults to 0.
-        learning_rate: float. Peak AdamW learning rate. Defaults to 1e-3.
-        weight_decay: float. AdamW weight decay. Defaults to 1e-4.
-        stream_weight: float. Loss weight of each stream next to the fused
-            output. Defaults to 1.0.
-        augment: bool. Random resized crops when training. Defaults to True.
-        min_scale: float. Smallest crop area fraction. Defaults to 0.5.
-        flip: bool. Random horizontal flips. Defaults to False (they swap
-            direction-sensitive labels such as left/right).
-        eval_clips, eval_crops: views per video in the final evaluation.
-        mixed_precision: bool. `mixed_float16` compute. Defaults to False.
-        strategy: str. One of `STRATEGIES`. Defaults to "default".
-        tpu: str or None. TPU address for strategy "tpu".
-        on_error: str. Unreadable videos: "skip" (counted) or "raise".
-        seed: int. Seeds data order, clip draws, augmentation, init.
-        jit_compile: bool. XLA-compile the train step. Defaults to True.
-        entry_name: str or None. Name of the written zoo entry; defaults
-            to "<architecture>.<out_dir folder name>".
-        pretrained: bool. Start from the variant's weights; False trains
-            the same architecture from scratch (a baseline). Defaults to True.
-    """
-
-    variant: str
-    data_format: str
-    data_dir: str
-    out_dir: str
-    split: int = 1
-    cache_dir: str | None = None
-    frames: int | None = None
-    size: int | None = None
-    sampling: str | None = None
-    stride: int = 1
-    short: str = "loop"
-    batch_size: int = 8
-    epochs: int = 10
-    warmup_epochs: int = 0
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    stream_weight: float = 1.0
-    augment: bool = True
-    min_scale: float = 0.5
-    flip: bool = False
-    eval_clips: int = 1
-    eval_crops: int = 1
-    mixed_precision: bool = False
-    strategy: str = "default"
-    tpu: str | None = None
-    on_error: str = "skip"
-    seed: int = 0
-    jit_compile: bool = True
-    entry_name: str | None = None
-    pretrained: bool = True
-
-    def __post_init__(self):
-        if self.data_format not in DATASET_FORMATS:
-            raise ValueError(
-                f"`data_format` must be one of {DATASET_FORMATS}. "
-                f"Received: data_format={self.data_format!r}"
-            )
-        if self.strategy not in STRATEGIES:
-            raise ValueError(
-                f"`strategy` must be one of {STRATEGIES}. Received: strategy={self.strategy!r}"
-            )
-        if self.sampling is not None and self.sampling not in SAMPLING_MODES:
-            raise ValueError(
-                f"`sampling` must be one of {SAMPLING_MODES}. Received: sampling={self.sampling!r}"
-            )
-        if self.short not in SHORT_POLICIES:
-            raise ValueError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
-        if self.eval_crops not in (1, 3):
-            raise ValueError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
-        for name in ("batch_size", "epochs", "eval_clips"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-        if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
-                "`warmup_epochs` must be in [0, epochs). "
-                f"Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
-            )
-
-
-FIELD_HELP = {
-    "variant": "Zoo variant name, entry folder or URL to start from.",
-    "data_format": f"Dataset layout: one of {', '.join(DATASET_FORMATS)}.",
-    "data_dir": "Dataset root (ucf101/hmdb51: videos/ + splits/; folder: train/ and test/ "
-    "of class folders; csv: train.csv and test.csv).",
-    "out_dir": "Run folder: logs, backups, checkpoints, metrics, plots, model, zoo entry.",
-    "split": "Split number for ucf101/hmdb51.",
-    "cache_dir": "Frame cache from `mrrn prepare` (holding train/ and test/) to read "
-    "instead of the raw videos.",
-    "frames": "Frames per clip (default: the variant's).",
-    "size": "Frame height and width (default: the variant's).",
-    "sampling": f"Frame sampling: {', '.join(SAMPLING_MODES)} (default: the variant's).",
-    "stride": "Frame step of dense sampling.",
-    "short": "Videos shorter than a clip: loop or pad.",
-    "batch_size": "Global batch size.",
-    "epochs": "Total epochs, warm-up included.",
-    "warmup_epochs": "Leading epochs with the backbone frozen.",
-    "learning_rate": "Peak AdamW learning rate (cosine decay).",
-    "weight_decay": "AdamW weight decay.",
-    "stream_weight": "Loss weight of each stream next to the fused output.",
-    "augment": "Random resized crops when training.",
-    "min_scale": "Smallest area fraction of a random resized crop.",
-    "flip": "Random horizontal flips (off: they swap left/right-type labels).",
-    "eval_clips": "Clips per video in the final evaluation (scores averaged).",
-    "eval_crops": "Crops per clip in the final evaluation: 1 or 3.",
-    "mixed_precision": "Compute in mixed_float16.",
-    "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}.",
-    "tpu": "TPU name or address for --strategy tpu.",
-    "on_error": "Unreadable videos: skip (counted, reported each epoch) or raise.",
-    "seed": "Seed of data order, clip draws, augmentation and initialisation.",
-    "jit_compile": "XLA-compile the training step.",
-    "entry_name": "Name of the zoo entry written (default: <architecture>.<out_dir folder>).",
-    "pretrained": "Start from the variant's weights (--no-pretrained: from scratch, a baseline).",
-}
-
-
-def config_options() -> list[tuple[str, type, object, bool, str]]:
-    """`(name, type, default, required, help)` of every `FinetuneConfig` field.
-
-    The recipe's absl flags and the CLI's arguments are both generated from
-    this, so the two cannot drift apart.
-    """
-    types = {"str": str, "int": int, "float": float, "bool": bool}
-    options = []
-    for field in dataclasses.fields(FinetuneConfig):
-        kind = types[str(field.type).split("|")[0].strip()]
-        required = field.default is dataclasses.MISSING
-        default = None if required else field.default
-        options.append((field.name, kind, default, required, FIELD_HELP[field.name]))
-    return options
 
 
 def _variant_input(variant):

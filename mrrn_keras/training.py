@@ -5,7 +5,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from mrrn_keras.model import FUSED_OUTPUT
 
@@ -141,10 +140,10 @@ def predict_views(model, dataset):
         `(scores, labels, video_ids)`: scores `{output: (N, K)}` (one entry,
         `"probabilities"`, for a single-output model), labels and ids `(N,)`.
     """
-    predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     scores, labels, ids = {}, [], []
     for frames, y, video_ids in dataset:
-        out = predict(frames)
+        # NumPy in: the batches come from tf.data under every Keras backend.
+        out = model.predict_on_batch(np.asarray(frames))
         out = out if isinstance(out, dict) else {FUSED_OUTPUT: out}
         for key, value in out.items():
             scores.setdefault(key, []).append(np.asarray(value, np.float32))

@@ -43,10 +43,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
-from mrrn_keras.finetune import FinetuneConfig, config_options, finetune  # noqa: E402
+from mrrn_keras.finetune import finetune  # noqa: E402
+from mrrn_keras.finetune_config import FinetuneConfig, config_options  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
@@ -69,7 +71,10 @@ def main(argv):
     del argv
     values = {name: FLAGS[name].value for name, *_ in config_options()}
     if FLAGS.smoke:
-        values.update(epochs=1, warmup_epochs=0, batch_size=2, jit_compile=False,
+        # No XLA on TensorFlow (compiling costs more than 8 tiny steps); JAX
+        # without jit runs op by op, far slower still.
+        values.update(epochs=1, warmup_epochs=0, batch_size=2,
+                      jit_compile=keras.backend.backend() != "tensorflow",
                       data_format="ucf101")
         values["data_dir"] = values["data_dir"] or str(pathlib.Path(values["out_dir"]) / "data")
     if FLAGS.make_motion_data or FLAGS.smoke:

@@ -56,6 +56,7 @@ def test_info_unknown_name(capsys):
     assert "Did you mean 'mrrn_r34.paper'" in capsys.readouterr().err
 
 
+@pytest.mark.multi_backend
 def test_predict_json(capsys, entry, videos):
     code = cli.main(["predict", str(videos["good"]), "--variant", str(entry), "--json", "--top-k", "2"])
     assert code == 0
@@ -90,6 +91,7 @@ def test_predict_sample_clip(capsys, entry, videos, monkeypatch):
     assert captured.out.startswith(str(videos["good"]))
 
 
+@pytest.mark.multi_backend
 @pytest.mark.skipif(not predict.sample_clip_path().is_file(), reason="sample clip not added yet")
 def test_predict_bundled_sample_clip_with_default_variant(capsys):
     assert cli.main(["predict", "--json"]) == 0

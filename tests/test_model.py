@@ -20,6 +20,7 @@ def test_output_is_a_probability_distribution():
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.multi_backend
 def test_fused_output_is_weighted_average_of_streams():
     model = MRRN(3, fusion_weights=(1.0, 2.0, 1.0), stream_outputs=True, **TINY)
     out = model(_frames())
@@ -47,6 +48,7 @@ def test_each_clip_alone_equals_its_row():
         np.testing.assert_allclose(model(x[i : i + 1])[0], batched[i], atol=1e-5)
 
 
+@pytest.mark.multi_backend
 def test_time_order_matters():
     model = MRRN(3, time_pooling="last", **TINY)
     x = _frames(steps=5)
@@ -84,6 +86,7 @@ def test_fit_with_per_stream_losses():
     assert np.isfinite(history.history["loss"]).all()
 
 
+@pytest.mark.multi_backend
 def test_fit_under_jit_reduces_loss():
     model = MRRN(2, dropout=0.0, **TINY)
     x = _frames(batch=4)
@@ -98,6 +101,7 @@ def test_fit_under_jit_reduces_loss():
     assert losses[-1] < losses[0]
 
 
+@pytest.mark.multi_backend
 @pytest.mark.parametrize("mode", ("shared", "independent"))
 def test_keras_round_trip_same_outputs(mode, tmp_path):
     model = MRRN(3, backbone_mode=mode, class_names=["a", "b", "c"], **TINY)
@@ -114,6 +118,7 @@ def test_config_round_trip():
     assert_config_round_trip(model)
 
 
+@pytest.mark.multi_backend
 def test_set_implementation_keeps_outputs():
     model = MRRN(3, **TINY)
     x = _frames()

@@ -19,6 +19,7 @@ def _stream(stream, video, chunks):
     return probabilities
 
 
+@pytest.mark.multi_backend
 @pytest.mark.parametrize("pooling", ("last", "mean", "max"))
 def test_chunks_equal_the_whole_clip(pooling):
     model = MRRN(4, sru_layers=2, time_pooling=pooling, **TINY)
@@ -82,6 +83,7 @@ def test_bad_chunks_raise():
         StreamingClassifier(object())
 
 
+@pytest.mark.multi_backend
 def test_stream_video_equals_the_whole_file(tmp_path):
     from mrrn_keras.data.video import read_frames, write_video
     from mrrn_keras.streaming import stream_video

@@ -190,6 +190,7 @@ def _assert_same_weights(a, b, layer_names):
             np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.multi_backend
 def test_load_local_folder_and_file_url(tiny):
     folder, model, _ = tiny
     frames = _frames()
@@ -212,6 +213,7 @@ def test_load_weights_none_and_path(tiny):
         load_mrrn(folder, weights=folder / "missing.weights.h5")
 
 
+@pytest.mark.multi_backend
 def test_new_num_classes_keeps_body(tiny):
     folder, model, _ = tiny
     tuned = load_mrrn(folder, num_classes=5)
@@ -233,6 +235,7 @@ def test_overrides_reorder_layers_and_keep_weights(tiny):
     np.testing.assert_allclose(out["probabilities"], model.predict(frames, verbose=0), atol=1e-5)
 
 
+@pytest.mark.multi_backend
 def test_include_top_false(tiny):
     folder, model, _ = tiny
     features = load_mrrn(folder, include_top=False)
@@ -256,6 +259,7 @@ def test_architecture_only_entry():
         load_mrrn("mrrn_r18.paper", weights=None, units=3)
 
 
+@pytest.mark.multi_backend
 @pytest.mark.skipif("mrrn_tiny.motion" not in list_variants(), reason="entry not trained yet")
 def test_registered_pretrained_entry():
     model = load_mrrn("mrrn_tiny.motion")
@@ -352,6 +356,7 @@ def _cache_files(home):
     )
 
 
+@pytest.mark.multi_backend
 def test_download_success_then_cached(home, server, url_entry):
     url_entry, expected = url_entry
     model = load_mrrn(url_entry, progress=False)
