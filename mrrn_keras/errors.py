@@ -29,3 +29,7 @@ class ZooError(MRRNError, ValueError):
 
 class WeightsError(MRRNError, OSError):
     """Weights could not be fetched, verified or read."""
+
+
+class ExportError(MRRNError, OSError):
+    """A SavedModel could not be written where asked (an unwritable or invalid base folder)."""
