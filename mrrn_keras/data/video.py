@@ -36,6 +36,7 @@ import av.error
 import numpy as np
 
 from mrrn_keras.errors import VideoError
+from mrrn_keras.files import current_umask
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,9 @@ def read_frames(
     asked for; only the kept frames are converted to RGB (and resized, by
     FFmpeg's scaler). Indices may repeat and come in any order; frames are
     returned in the order asked. An index past the real end of the stream
-    (headers can overstate the count) gives the last decoded frame.
+    (a header that overstates the count, or a file cut short) gives the last
+    decoded frame, with a warning naming the file and how many frames were
+    decoded of how many its header promises.
 
     Args:
         path: str or path-like. The video file.
@@ -271,6 +274,7 @@ def read_frames(
             kwargs.update(height=hw[0], width=hw[1])
         last_needed = None if wanted is None else int(wanted.max())
         needed = None if wanted is None else set(wanted.tolist())
+        promised = int(stream.frames or 0)
         kept: dict[int, np.ndarray] = {}
         last_frame = None
         count = 0
@@ -288,8 +292,12 @@ def read_frames(
     if wanted is None:
         return np.stack([kept[i] for i in range(count)])
     if last_needed >= count:
-        logger.debug(
-            "%s: indices up to %d asked, stream ends at %d; clamping", name, last_needed, count - 1
+        logger.warning(
+            "%s: only %d frames could be decoded of the %s; frame %d was asked for, so the "
+            "clip repeats the last frame (the file may be cut short or damaged)",
+            name, count,
+            f"{promised} its header promises" if promised > count else f"{last_needed + 1} needed",
+            last_needed,
         )
         if count - 1 not in kept:
             kept[count - 1] = last_frame.to_ndarray(**kwargs)
@@ -498,12 +506,6 @@ def load_clip(
     return read_frames(path, indices, size=size)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_video(
     path: PathLike,
     frames: np.ndarray,
@@ -601,7 +603,7 @@ def write_video(
             reason = f"cannot write with codec {codec!r} ({_one_line(err)})"
             raise VideoError(target, reason) from err
         # mkstemp creates 0600 files; give the video the usual permissions.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         os.replace(tmp_name, target)
     except BaseException:
         if os.path.exists(tmp_name):
