@@ -63,21 +63,13 @@ def sample_clip_path() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files("mrrn_keras").joinpath(SAMPLE_CLIP)))
 
 
-def classify_videos(
-    model,
-    paths,
-    *,
-    frames: int,
-    size: tuple[int, int],
-    sampling: str = "segments",
-    top_k: int = 5,
-    labels=None,
-    batch_size: int = 8,
-) -> list[Prediction | VideoFailure]:
+def classify_videos(model, paths, **kwargs) -> list[Prediction | VideoFailure]:
     """Classifies video files; unreadable files give `VideoFailure`s.
 
-    The list of `iter_classify_videos`, which takes the same arguments and
-    yields each result as soon as its batch is classified.
+    Args:
+        model, paths, **kwargs: as `iter_classify_videos` (`frames`,
+            `size`, `sampling`, `top_k`, `labels`, `batch_size`), which
+            yields each result as soon as its batch is classified.
 
     Returns:
         One `Prediction` or `VideoFailure` per path, in order.
@@ -85,12 +77,7 @@ def classify_videos(
     Raises:
         ValueError: an invalid `top_k` or `batch_size`.
     """
-    return list(
-        iter_classify_videos(
-            model, paths, frames=frames, size=size, sampling=sampling, top_k=top_k,
-            labels=labels, batch_size=batch_size,
-        )
-    )
+    return list(iter_classify_videos(model, paths, **kwargs))
 
 
 def iter_classify_videos(

@@ -310,25 +310,28 @@ def iter_frame_chunks(
     *,
     size: int | tuple[int, int] | None = None,
     stride: int = 1,
+    start: int = 0,
 ) -> Iterator[np.ndarray]:
     """Decodes a video once, front to back, yielding frames in chunks.
 
     Memory stays at one chunk whatever the video's length, which is what
-    streaming inference over long files needs. Every `stride`-th frame is
-    kept (frames 0, stride, 2 * stride, ...); the last chunk may be shorter.
+    streaming inference over long files needs. Every `stride`-th frame from
+    `start` is kept (frames start, start + stride, ...); the last chunk may
+    be shorter. Frames not kept are decoded but never converted to RGB.
 
     Args:
         path: str or path-like. The video file.
         chunk_len: int >= 1. Kept frames per chunk.
         size: None, int or `(height, width)`; see `read_frames`.
         stride: int >= 1. Keep every `stride`-th decoded frame.
+        start: int >= 0. The first frame kept.
 
     Yields:
         uint8 arrays `(n, H, W, 3)`, RGB, `1 <= n <= chunk_len`.
 
     Raises:
         VideoError: the file cannot be read or decodes no frame.
-        ValueError: an invalid `chunk_len`, `stride` or `size`.
+        ValueError: an invalid `chunk_len`, `stride`, `start` or `size`.
 
     Example:
 
@@ -338,9 +341,13 @@ def iter_frame_chunks(
     >>> write_video(path, np.zeros((7, 32, 32, 3), np.uint8))
     >>> [len(c) for c in iter_frame_chunks(path, 3)]
     [3, 3, 1]
+    >>> [len(c) for c in iter_frame_chunks(path, 3, start=2, stride=2)]
+    [3]
     """
     chunk_len = _check_positive_int("chunk_len", chunk_len)
     stride = _check_positive_int("stride", stride)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"`start` must be an integer >= 0. Received: start={start!r}")
     hw = _parse_size(size)
     kwargs = {"format": "rgb24"}
     if hw is not None:
@@ -352,7 +359,7 @@ def iter_frame_chunks(
     try:
         for index, frame in enumerate(_decode(name, container, stream)):
             decoded = index + 1
-            if index % stride:
+            if index < start or (index - start) % stride:
                 continue
             chunk.append(frame.to_ndarray(**kwargs))
             if len(chunk) == chunk_len:
