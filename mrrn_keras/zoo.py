@@ -40,6 +40,7 @@ import re
 import types
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Mapping
 
 import keras
@@ -534,6 +535,34 @@ def _load_weights(model, path, info: VariantInfo) -> None:
         model.load_weights(str(path))
     except (ValueError, OSError) as err:
         raise WeightsError(f"{path} does not fit {info.name}'s model: {_keras_reason(err)}") from err
+
+
+def load_model_file(path: str | os.PathLike) -> keras.Model:
+    """Loads a whole model saved as `.keras` (by `model.save` or `mrrn finetune`), safely.
+
+    Keras' `safe_mode` stays on: a file that would run code on load (a
+    `Lambda` layer's Python function) is refused.
+
+    Args:
+        path: str or path. The `.keras` file.
+
+    Returns:
+        The model.
+
+    Raises:
+        WeightsError: the file is missing, not a `.keras` archive, or
+            refused; the message names it and gives Keras' reason on one line.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such model file; pass a .keras file saved by model.save")
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    # What Keras raises for a malformed or refused archive varies with its content.
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
+        raise WeightsError(f"{path}: cannot load the model: {_keras_reason(err)}") from err
 
 
 def _keras_reason(err: BaseException, limit: int = 600) -> str:
