@@ -45,6 +45,7 @@ setup(
         "av>=12.0",
         "filelock>=3.12",
         "tqdm>=4.60",
+        "pillow>=9",
         "matplotlib>=3.7",
         "tensorboard>=2.20,<2.22",
     ],

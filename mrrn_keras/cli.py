@@ -127,7 +127,12 @@ def _predict_arguments(parser):
 
 
 def _predict(args) -> int:
-    from mrrn_keras.predict import Prediction, classify_videos, sample_clip_path
+    from mrrn_keras.predict import (
+        Prediction,
+        VideoFailure,
+        iter_classify_videos,
+        sample_clip_path,
+    )
     from mrrn_keras.zoo import load_mrrn, variant_info
 
     if args.top_k < 1:
@@ -151,32 +156,37 @@ def _predict(args) -> int:
             top_k=args.top_k, labels=info.labels,
         )
     else:
-        results = classify_videos(
+        results = iter_classify_videos(
             model, videos, frames=spec["frames"], size=(spec["height"], spec["width"]),
             sampling=spec["sampling"], top_k=args.top_k, labels=info.labels,
         )
-    failed = False
-    for result in results:
-        if not isinstance(result, Prediction):
-            failed = True
-            print(f"mrrn predict: {result.path}: {result.reason}", file=sys.stderr)
     if args.json:
-        document = {
-            "variant": info.name,
-            "predictions": [
-                {"path": r.path, "top_k": [{"label": label, "probability": p} for label, p in r.top_k]}
-                if isinstance(r, Prediction) else {"path": r.path, "error": r.reason}
-                for r in results
-            ],
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        for result in results:
-            if isinstance(result, Prediction):
-                print(result.path)
-                for label, p in result.top_k:
-                    print(f"  {p:7.2%}  {label}")
+        print(f'{{"variant": {json.dumps(info.name)}, "predictions": [', flush=True)
+    failed = False
+    # Each result is printed as it comes; the JSON document streams out too.
+    for i, result in enumerate(results):
+        if isinstance(result, VideoFailure):
+            failed = True
+            print(f"mrrn predict: {result.path}: {result.reason}", file=sys.stderr, flush=True)
+        if args.json:
+            print(("" if i == 0 else ",") + json.dumps(_json_item(result)), flush=True)
+        elif isinstance(result, Prediction):
+            lines = [result.path] + [f"  {p:7.2%}  {label}" for label, p in result.top_k]
+            print("\n".join(lines), flush=True)
+    if args.json:
+        print("]}", flush=True)
     return 1 if failed else 0
+
+
+def _json_item(result) -> dict:
+    """One element of `mrrn predict --json`'s `predictions`."""
+    if not hasattr(result, "top_k"):  # a VideoFailure
+        return {"path": result.path, "error": result.reason}
+    return {
+        "path": result.path,
+        "top_k": [{"label": label, "probability": p} for label, p in result.top_k],
+        "warnings": list(result.warnings),
+    }
 
 
 # === export ===

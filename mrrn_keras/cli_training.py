@@ -110,13 +110,12 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _evaluation_model(variant):
     """(model, input spec or None) for a .keras file or a zoo variant."""
-    import keras
+    from mrrn_keras.zoo import load_mrrn, load_model_file, variant_info
 
     if str(variant).endswith(".keras"):
-        model = keras.saving.load_model(variant)
+        model = load_model_file(variant)
         size = getattr(model, "image_size", None)
         return model, ({"height": size[0]} if size else None)
-    from mrrn_keras.zoo import load_mrrn, variant_info
 
     return load_mrrn(variant), dict(variant_info(variant).input)
 

@@ -2,14 +2,30 @@
 
 A fetched file lands in `<home>/weights/<sha256>/<file name>`, where `<home>`
 is `$MRRN_HOME`, else `$XDG_CACHE_HOME/mrrn_keras`, else
-`~/.cache/mrrn_keras`. A download streams into a fresh temporary file in the
-target's folder, is checked against the expected size and sha256, and only
-then renamed into place (`os.replace`), so the cache never holds a partial or
-wrong file under the final name. A `filelock.FileLock` on `<target>.lock`
-makes concurrent processes download once: the others wait, then find the
-verified file. The rename keeps this safe where file locks do nothing (some
-network filesystems): at worst two processes download, and each renames a
-complete, verified file.
+`~/.cache/mrrn_keras`. The sha256 and the file name are checked (64 hex
+digits; one plain name, see `mrrn_keras.files.is_safe_name`) and the path is
+checked to resolve inside `<home>/weights`, so no entry or URL can make the
+package write elsewhere. A download streams into a fresh temporary file
+(`.<name>.<pid>.<random>.part`) in the target's folder, is checked against
+the expected size and sha256, and only then renamed into place
+(`os.replace`), so the cache never holds a partial or wrong file under the
+final name. A `filelock.FileLock` on `<target>.lock` makes concurrent
+processes download once: the others wait (saying so in the log, and giving
+up after a timeout), then find the verified file. The rename keeps this safe
+where file locks do nothing (some network filesystems): at worst two
+processes download, and each renames a complete, verified file. `.part`
+files of killed processes are removed by the next download of that file.
+
+Every transfer has limits, from the environment:
+
+    MRRN_DOWNLOAD_TIMEOUT   seconds to connect, and the longest wait for
+                            the next bytes (default 60)
+    MRRN_DOWNLOAD_MIN_RATE  bytes per second: the whole transfer must end
+                            within TIMEOUT + size / MIN_RATE (default 20000)
+    MRRN_LOCK_TIMEOUT       seconds to wait for another process's download
+                            (default: that download's own limit + TIMEOUT)
+
+Remote text (an entry's config.json or card.md) is at most `MAX_TEXT_BYTES`.
 
 `MRRN_OFFLINE=1` (or `true`/`yes`) forbids http(s) requests: a file missing
 from the cache raises `WeightsError` naming the file, the URL and the cache
@@ -18,26 +34,37 @@ path where it can be placed by hand. `file://` URLs are read offline too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
 import logging
+import math
 import os
 import pathlib
+import re
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 
 import filelock
 import tqdm
 
 from mrrn_keras.errors import WeightsError
+from mrrn_keras.files import is_inside, is_safe_name, process_is_gone
 
 logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 60.0
+MIN_RATE = 20_000
+MAX_TEXT_BYTES = 1 << 20
 _CHUNK = 1 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+# `.<name>.<pid>.<random>.part`: the pid tells a killed writer's file.
+_PART = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[^.]+\.part")
 _TRUE = ("1", "true", "yes", "on")
 # URLError/HTTPError, refused connections and timeouts are OSErrors; a truncated
 # body raises http.client.IncompleteRead; a malformed URL raises ValueError.
@@ -83,15 +110,83 @@ def verify_file(path, *, sha256: str, size: int | None = None) -> str | None:
     return None
 
 
+def _env_positive(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise WeightsError(f"{name} must be a positive number. Received: {name}={raw!r}")
+    return value
+
+
+def download_timeout() -> float:
+    """Seconds to connect and to wait for the next bytes (`MRRN_DOWNLOAD_TIMEOUT`, default 60)."""
+    return _env_positive("MRRN_DOWNLOAD_TIMEOUT", TIMEOUT_S)
+
+
+def transfer_limit(size: int | None) -> float:
+    """Seconds a whole transfer of `size` bytes may take.
+
+    Args:
+        size: int or None. Expected bytes (None counts as `MAX_TEXT_BYTES`).
+
+    Returns:
+        `MRRN_DOWNLOAD_TIMEOUT + size / MRRN_DOWNLOAD_MIN_RATE`.
+
+    Raises:
+        WeightsError: one of the variables is not a positive number.
+    """
+    rate = _env_positive("MRRN_DOWNLOAD_MIN_RATE", MIN_RATE)
+    return download_timeout() + (MAX_TEXT_BYTES if size is None else size) / rate
+
+
+def _lock_timeout(size: int | None) -> float:
+    return _env_positive("MRRN_LOCK_TIMEOUT", transfer_limit(size) + download_timeout())
+
+
 def weights_cache_path(sha256: str, file_name: str) -> pathlib.Path:
-    """Where a weights file with this sha256 is cached."""
-    return cache_home() / "weights" / sha256 / file_name
+    """Where a weights file with this sha256 is cached.
+
+    Args:
+        sha256: str. 64 lowercase hex digits.
+        file_name: str. A plain file name (`mrrn_keras.files.is_safe_name`).
+
+    Returns:
+        `<home>/weights/<sha256>/<file_name>`.
+
+    Raises:
+        WeightsError: a malformed sha256 or file name, or a path that
+            resolves outside `<home>/weights` (a symbolic link).
+    """
+    if not isinstance(sha256, str) or not _SHA256.fullmatch(sha256):
+        raise WeightsError(f"A sha256 must be 64 lowercase hex digits. Received: sha256={sha256!r}")
+    if not is_safe_name(file_name):
+        raise WeightsError(
+            "A cached file's name must be one plain name (letters, digits, `._+-`, not starting "
+            f"with a dot). Received: file_name={file_name!r}"
+        )
+    root = cache_home() / "weights"
+    path = root / sha256 / file_name
+    if not is_inside(root, path):
+        raise WeightsError(f"{path} resolves outside the cache folder {root}; nothing was written")
+    return path
 
 
 def _manual_hint(url: str, target: pathlib.Path) -> str:
     return (
         f"To install it by hand, download {url} on a machine with access and place it at "
         f"{target} (its sha256 is checked on load)."
+    )
+
+
+def _unwritable(folder, err: OSError) -> WeightsError:
+    return WeightsError(
+        f"Cannot write to the cache folder {folder}: {_describe(err)}. Make it writable, or "
+        "set MRRN_HOME to a writable folder."
     )
 
 
@@ -109,7 +204,7 @@ def fetch_file(
         url: str. http(s) or file URL.
         sha256: str. Expected hex sha256 (64 lowercase hex digits).
         size: int or None. Expected size in bytes.
-        file_name: str. Name of the file in the cache.
+        file_name: str. Name of the file in the cache: one plain name.
         progress: bool or None. Show a progress bar on stderr; `None` shows
             one only when stderr is a terminal.
 
@@ -117,9 +212,12 @@ def fetch_file(
         The path `<home>/weights/<sha256>/<file_name>`.
 
     Raises:
-        WeightsError: offline and not cached, or the download failed or did
-            not match the size/sha256. The message names the URL, the cache
-            path and how to place the file by hand; nothing partial is left.
+        WeightsError: a malformed sha256 or file name; offline and not
+            cached; the download failed, was too slow or did not match the
+            size/sha256; another process's download did not finish in
+            time; or the cache folder is not writable. The message names
+            the URL or folder, and for downloads the cache path and how to
+            place the file by hand; nothing partial is left.
     """
     target = weights_cache_path(sha256, file_name)
     if _cached_and_valid(target, sha256, size):
@@ -131,13 +229,44 @@ def fetch_file(
             f"{file_name} {state} and MRRN_OFFLINE is set, so {url} was not downloaded. "
             + _manual_hint(url, target)
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with filelock.FileLock(str(target) + ".lock"):
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _unwritable(target.parent, err) from err
+    with _locked(target, f"downloading {url}", timeout=_lock_timeout(size)):
         # Another process may have finished the download while this one waited.
         if _cached_and_valid(target, sha256, size):
             return target
         _download(url, target, sha256=sha256, size=size, progress=progress)
     return target
+
+
+@contextlib.contextmanager
+def _locked(target: pathlib.Path, doing: str, *, timeout: float):
+    """Holds `<target>.lock`; logs while another process holds it, gives up after `timeout`."""
+    path = f"{target}.lock"
+    lock = filelock.FileLock(path)
+    try:
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            logger.warning(
+                "Waiting up to %.0f s for %s: another process is %s to %s.",
+                timeout, path, doing, target,
+            )
+            lock.acquire(timeout=timeout)
+    except filelock.Timeout as err:
+        raise WeightsError(
+            f"Gave up after {timeout:.0f} s waiting for the lock {path}: another process is "
+            f"{doing} to {target}. If no other process is running, delete {path}; "
+            "MRRN_LOCK_TIMEOUT sets how long to wait."
+        ) from err
+    except OSError as err:
+        raise _unwritable(target.parent, err) from err
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _cached_and_valid(target: pathlib.Path, sha256: str, size: int | None) -> bool:
@@ -150,14 +279,42 @@ def _cached_and_valid(target: pathlib.Path, sha256: str, size: int | None) -> bo
     return False
 
 
-def _download(url, target: pathlib.Path, *, sha256, size, progress) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = pathlib.Path(tmp_name)
+def _remove_stale_parts(target: pathlib.Path) -> None:
+    """Deletes `.part` files of `target` left by killed processes.
+
+    A part counts as stale when its writer's pid runs no process here and it
+    has not changed for `download_timeout()` seconds (a live download on
+    another machine of a shared cache writes at least that often).
+    """
+    quiet_since = time.time() - download_timeout()
+    for part in target.parent.glob(f".{target.name}.*.part"):
+        match = _PART.fullmatch(part.name)
+        pid = int(match["pid"]) if match and match["name"] == target.name else None
+        try:
+            if part.stat().st_mtime < quiet_since and process_is_gone(pid):
+                part.unlink()
+                logger.info("Removed %s, left by a killed download", part)
+        except OSError as err:
+            logger.warning("Could not remove the stale %s: %s", part, _describe(err))
+
+
+def _part_file(target: pathlib.Path):
+    """(open binary file, path) of a fresh `.part` file beside `target`."""
+    _remove_stale_parts(target)
     try:
-        with os.fdopen(fd, "wb") as out:
-            digest, received = _stream(
-                url, out, target=target, size=size, progress=progress
-            )
+        fd, name = tempfile.mkstemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=".part", dir=target.parent
+        )
+    except OSError as err:
+        raise _unwritable(target.parent, err) from err
+    return os.fdopen(fd, "wb"), pathlib.Path(name)
+
+
+def _download(url, target: pathlib.Path, *, sha256, size, progress) -> None:
+    out, tmp = _part_file(target)
+    try:
+        with out:
+            digest, received = _stream(url, out, target=target, size=size, progress=progress)
             out.flush()
             os.fsync(out.fileno())
         if size is not None and received != size:
@@ -178,31 +335,58 @@ def _download(url, target: pathlib.Path, *, sha256, size, progress) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None) -> None:
+    """Feeds the body of `url` to `consume` block by block, until it returns False.
+
+    Every wait for bytes is limited by `download_timeout()` and the whole
+    transfer by `transfer_limit(size)`, so a server that stalls or drips
+    bytes cannot hold the caller.
+
+    Raises:
+        OSError (TimeoutError past the limit), ValueError or
+        http.client.HTTPException: see `_FETCH_ERRORS`.
+    """
+    limit = transfer_limit(size)
+    deadline = time.monotonic() + limit
+    with urllib.request.urlopen(url, timeout=min(download_timeout(), limit)) as response:
+        # read1 returns what has arrived; read(n) would wait for all n bytes.
+        read = getattr(response, "read1", response.read)
+        while block := read(_CHUNK):
+            if not consume(block):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"the transfer did not finish within {limit:.1f} s "
+                    "(MRRN_DOWNLOAD_TIMEOUT + size / MRRN_DOWNLOAD_MIN_RATE)"
+                )
+
+
 def _stream(url, out, *, target, size, progress) -> tuple[str, int]:
     """Copies `url` into `out`; returns (hex sha256, bytes received)."""
     digest = hashlib.sha256()
     received = 0
     if progress is None:
         progress = sys.stderr.isatty()
-    try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            total = size or int(response.headers.get("Content-Length") or 0) or None
-            with tqdm.tqdm(
-                total=total, unit="B", unit_scale=True, desc=target.name,
-                disable=not progress, file=sys.stderr, leave=False,
-            ) as bar:
-                while block := response.read(_CHUNK):
-                    digest.update(block)
-                    out.write(block)
-                    received += len(block)
-                    bar.update(len(block))
-                    if size is not None and received > size:
-                        break
-    except _FETCH_ERRORS as err:
-        raise WeightsError(
-            f"Could not download {url}: {_describe(err)}; nothing was cached at {target}. "
-            + _manual_hint(url, target)
-        ) from err
+    with tqdm.tqdm(
+        total=size, unit="B", unit_scale=True, desc=target.name,
+        disable=not progress, file=sys.stderr, leave=False,
+    ) as bar:
+
+        def consume(block: bytes) -> bool:
+            nonlocal received
+            digest.update(block)
+            out.write(block)
+            received += len(block)
+            bar.update(len(block))
+            return size is None or received <= size
+
+        try:
+            _read_url(url, consume, size=size)
+        except _FETCH_ERRORS as err:
+            raise WeightsError(
+                f"Could not download {url}: {_describe(err)}; nothing was cached at {target}. "
+                + _manual_hint(url, target)
+            ) from err
     return digest.hexdigest(), received
 
 
@@ -214,35 +398,84 @@ def _describe(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def fetch_text(url: str) -> str:
+def fetch_text(url: str, *, parse: Callable[[str], object] | None = None):
     """Reads a small text file (an entry's config.json or card.md) from a URL.
 
-    Online, the text is fetched and a copy kept in `<home>/text/<sha256 of
-    the URL>`; offline (http(s) URLs under `MRRN_OFFLINE`), that copy is
-    returned, so a remote entry loaded once keeps working offline.
+    At most `MAX_TEXT_BYTES` are read, within `transfer_limit(None)`
+    seconds. The text is checked by `parse` before anything is cached; then,
+    for http(s) URLs, a copy is kept in `<home>/text/<sha256 of the URL>`
+    (written only when it changed, and skipped with a warning where the
+    cache is read-only). Offline (`MRRN_OFFLINE`), that copy is read instead.
+
+    Args:
+        url: str. http(s) or file URL.
+        parse: callable or None. Called on the text; its exceptions
+            propagate and its result is returned.
+
+    Returns:
+        `parse(text)`, or the text when `parse` is None.
 
     Raises:
-        WeightsError: offline with no cached copy, or the request failed.
+        WeightsError: offline with no cached copy, the request failed or
+            was too slow, or the file is too large or not UTF-8.
     """
+    parse = parse or (lambda text: text)
+    remote = urllib.parse.urlsplit(url).scheme != "file"
     cached = cache_home() / "text" / hashlib.sha256(url.encode("utf-8")).hexdigest()
-    if urllib.parse.urlsplit(url).scheme != "file" and is_offline():
+    if remote and is_offline():
         if cached.is_file():
-            return cached.read_text(encoding="utf-8")
+            return parse(cached.read_text(encoding="utf-8"))
         raise WeightsError(
             f"MRRN_OFFLINE is set and {url} was never fetched, so it is not in the cache. "
             f"To install it by hand, save it as {cached}."
         )
+    text = _read_text(url)
+    result = parse(text)
+    if remote:
+        _keep_text(cached, text)
+    return result
+
+
+def _read_text(url: str) -> str:
+    body = bytearray()
+
+    def consume(block: bytes) -> bool:
+        body.extend(block)
+        return len(body) <= MAX_TEXT_BYTES
+
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
-            text = response.read().decode("utf-8")
+        _read_url(url, consume, size=None)
     except _FETCH_ERRORS as err:
         raise WeightsError(f"Could not fetch {url}: {_describe(err)}") from err
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{cached.name}.", suffix=".part", dir=cached.parent)
+    if len(body) > MAX_TEXT_BYTES:
+        raise WeightsError(
+            f"{url} is larger than {MAX_TEXT_BYTES} bytes, the most a zoo entry's text file "
+            "may be (they are kilobytes); it was not read further"
+        )
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
+        return body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise WeightsError(f"{url} is not UTF-8 text ({err})") from err
+
+
+def _keep_text(cached: pathlib.Path, text: str) -> None:
+    """Keeps `text` at `cached` for offline use; a cache that cannot be written only warns."""
+    try:
+        if cached.is_file() and cached.read_text(encoding="utf-8") == text:
+            return
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        out, tmp = _part_file(cached)
+    except (OSError, UnicodeDecodeError) as err:
+        logger.warning(
+            "Could not keep a copy in %s (%s): offline loads will not find it.",
+            cached, _describe(err),
+        )
+        return
+    try:
+        with out:
+            out.write(text.encode("utf-8"))
         os.replace(tmp, cached)
+    except OSError as err:
+        logger.warning("Could not keep a copy in %s (%s).", cached, _describe(err))
     finally:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-    return text
+        tmp.unlink(missing_ok=True)

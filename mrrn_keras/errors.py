@@ -31,6 +31,10 @@ class WeightsError(MRRNError, OSError):
     """Weights could not be fetched, verified or read."""
 
 
+class ExportError(MRRNError, OSError):
+    """A SavedModel could not be written where asked (an unwritable or invalid base folder)."""
+
+
 class BackendError(MRRNError, RuntimeError):
     """A feature needs a Keras backend other than the active one."""
 

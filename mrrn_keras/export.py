@@ -13,23 +13,39 @@ The JPEG signature (what a REST client can send) decodes every frame to RGB
 and resizes it to the model's input size inside the graph. Labels are baked
 into the graph as a constant.
 
-A version is written into a hidden temporary sibling (`.tmp-<version>-*`)
-and renamed into place, so a server watching `base_dir` never sees half a
-version; on any failure the temporary directory is removed.
+A version is claimed by creating a hidden folder `.tmp-<version>` (an atomic
+`mkdir`, so concurrent exports to one base get distinct versions), holding
+`owner` (host and pid of the exporting process) and the SavedModel being
+written in `version/`, which is renamed into place when complete: a server
+watching `base_dir` never sees half a version. `--overwrite` swaps the new
+folder with the served one in one step (Linux `renameat2(RENAME_EXCHANGE)`),
+so a complete version is in place at every instant; where that call is
+missing, the old version is moved into the claim for the instant between
+two renames, and put back by the next export if the process dies there.
+Version folders are created like any other (mode 0777 less the umask), so a
+TF Serving process of another user can read them. Claims whose owner
+process is gone (or, without an owner, older than an hour) are removed by
+the next export to the same base.
 """
 
+import ctypes
+import errno
+import json
 import logging
 import os
 import pathlib
+import re
 import shutil
-import tempfile
+import socket
+import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from mrrn_keras.errors import require_tensorflow_backend
+from mrrn_keras.errors import ExportError, require_tensorflow_backend
+from mrrn_keras.files import process_is_gone
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 
@@ -42,6 +58,16 @@ JPEG_INPUT = "jpeg_frames"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 DEFAULT_WARMUP_FRAMES = 8
 MIN_IMAGE_SIZE = 32
+# TF Serving reads version folder names as int64.
+MAX_VERSION = 2**63 - 1
+CLAIM_PREFIX = ".tmp-"
+OWNER_FILE = "owner"
+_CLAIM = re.compile(r"\.tmp-([0-9]+)")
+# A claim without a readable owner (an export killed at its first step, or
+# one of an older release) is left alone this long.
+_OWNERLESS_STALE_S = 3600.0
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
 
 
 class _ServingModule(tf.Module):
@@ -144,9 +170,9 @@ def export_for_serving(
             `mrrn_keras.zoo.load_mrrn`.
         base_dir: str or path. The model base path TF Serving watches;
             created if missing.
-        version: int >= 0, or `None` for one more than the largest numeric
-            subdirectory of `base_dir` (1 when there is none). Defaults to
-            `None`.
+        version: int in `[0, 2**63 - 1]` (what TF Serving reads), or `None`
+            for one more than the largest version in `base_dir` or being
+            exported to it (1 when there is none). Defaults to `None`.
         overwrite: bool. Replace an existing version. Defaults to `False`.
         top_k: int. Labels and scores returned per clip (at most K).
             Defaults to `5`.
@@ -169,7 +195,9 @@ def export_for_serving(
         The path of the written version directory.
 
     Raises:
-        FileExistsError: if the version exists and `overwrite` is false.
+        FileExistsError: the version exists and `overwrite` is false, or
+            another export of it is running.
+        ExportError: `base_dir` cannot be created or written.
         ValueError: for an invalid argument.
         mrrn_keras.errors.BackendError: under a Keras backend other than
             TensorFlow (load the model there: its weights are the same).
@@ -188,10 +216,12 @@ def export_for_serving(
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
         raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
     if version is not None and (
-        not isinstance(version, int) or isinstance(version, bool) or version < 0
+        not isinstance(version, int) or isinstance(version, bool)
+        or not 0 <= version <= MAX_VERSION
     ):
         raise ValueError(
-            f"`version` must be a non-negative integer or None. Received: version={version!r}"
+            f"`version` must be an integer from 0 to 2**63 - 1 (TF Serving's int64) or None. "
+            f"Received: version={version!r}"
         )
     if frames is not None and (
         not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0
@@ -208,18 +238,12 @@ def export_for_serving(
         frames = int(info.input["frames"]) if info is not None else DEFAULT_WARMUP_FRAMES
 
     base_dir = pathlib.Path(base_dir)
-    base_dir.mkdir(parents=True, exist_ok=True)
-    if version is None:
-        version = _next_version(base_dir)
+    _prepare_base(base_dir)
+    version, claim = _claim_version(base_dir, version, overwrite=overwrite)
     target = base_dir / str(version)
-    if target.exists() and not overwrite:
-        raise FileExistsError(
-            f"{target} already exists: pass overwrite=True (`--overwrite`) to replace "
-            "it, or another version."
-        )
-
-    tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir))
+    tmp = claim / "version"
     try:
+        tmp.mkdir()
         _write_saved_model(
             model,
             tmp,
@@ -232,9 +256,9 @@ def export_for_serving(
         if warmup:
             _write_warmup(tmp, frames=frames, image_size=resize_to)
         _move_into_place(tmp, target, overwrite=overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        # After an exchange this holds the replaced version.
+        shutil.rmtree(claim, ignore_errors=True)
     logger.info("Exported %s to %s", model.name, target)
     return target
 
@@ -277,13 +301,102 @@ def _resolve_image_size(image_size, model_size, info):
     )
 
 
-def _next_version(base_dir):
-    versions = [
-        int(p.name)
-        for p in base_dir.iterdir()
-        if p.is_dir() and p.name.isascii() and p.name.isdigit()
-    ]
-    return max(versions, default=0) + 1
+def _prepare_base(base_dir: pathlib.Path) -> None:
+    """Creates `base_dir` and removes the claims of killed exports."""
+    try:
+        base_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(
+            f"Cannot create the export folder {base_dir}: {err.strerror or err}. Pass a "
+            "writable folder as the base."
+        ) from err
+    for path in base_dir.glob(f"{CLAIM_PREFIX}*"):
+        if _claim_is_stale(path):
+            _remove_stale_claim(base_dir, path)
+
+
+def _claim_is_stale(claim: pathlib.Path) -> bool:
+    try:
+        owner = json.loads((claim / OWNER_FILE).read_text())
+        host, pid = owner["host"], int(owner["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        try:
+            return time.time() - claim.stat().st_mtime > _OWNERLESS_STALE_S
+        except OSError:
+            return False
+    # A process on another host sharing the folder cannot be checked here.
+    return host == socket.gethostname() and process_is_gone(pid)
+
+
+def _remove_stale_claim(base_dir: pathlib.Path, claim: pathlib.Path) -> None:
+    match = _CLAIM.fullmatch(claim.name)
+    old = claim / "old"
+    if match and old.is_dir() and not (base_dir / match[1]).exists():
+        # Killed between the two renames of an overwrite: serve the old version again.
+        try:
+            os.rename(old, base_dir / match[1])
+        except OSError as err:
+            logger.warning("Could not restore %s from %s: %s", base_dir / match[1], old, err)
+            return
+        logger.warning("Restored %s, left aside by a killed export", base_dir / match[1])
+    shutil.rmtree(claim, ignore_errors=True)
+    logger.info("Removed %s, left by a killed export", claim)
+
+
+def _claim_version(base_dir: pathlib.Path, version, *, overwrite: bool):
+    """(version, claim folder): `version`, or the next free one, claimed by an atomic mkdir."""
+    while True:
+        number = _next_version(base_dir) if version is None else version
+        claim = base_dir / f"{CLAIM_PREFIX}{number}"
+        try:
+            claim.mkdir()
+            _write_owner(claim)
+        except FileExistsError:
+            if version is None:
+                continue  # another export took it first
+            raise FileExistsError(
+                f"Another export of version {version} to {base_dir} is running ({claim} "
+                "exists): wait for it, or pick another version."
+            ) from None
+        except OSError as err:
+            shutil.rmtree(claim, ignore_errors=True)
+            raise ExportError(
+                f"Cannot write in the export folder {base_dir}: {err.strerror or err}. Pass "
+                "a writable folder as the base."
+            ) from err
+        target = base_dir / str(number)
+        if not target.exists() or (version is not None and overwrite):
+            return number, claim
+        shutil.rmtree(claim, ignore_errors=True)
+        if version is not None:
+            raise FileExistsError(
+                f"{target} already exists: pass overwrite=True (`--overwrite`) to replace "
+                "it, or another version."
+            )
+        # Finished by another export between the listing and the claim: take the next.
+
+
+def _write_owner(claim: pathlib.Path) -> None:
+    owner = {"host": socket.gethostname(), "pid": os.getpid()}
+    (claim / OWNER_FILE).write_text(json.dumps(owner))
+
+
+def _next_version(base_dir: pathlib.Path) -> int:
+    """One more than the largest version folder or claim in `base_dir` (1 when none)."""
+    versions = [0]
+    for path in base_dir.iterdir():
+        match = _CLAIM.fullmatch(path.name)
+        name = match[1] if match else path.name
+        # Files count too: a version or claim name taken by anything is not free.
+        if name.isascii() and name.isdigit() and int(name) <= MAX_VERSION:
+            versions.append(int(name))
+    version = max(versions) + 1
+    if version > MAX_VERSION:
+        raise ValueError(
+            f"{base_dir} already holds version {MAX_VERSION}, the largest TF Serving reads: "
+            "pass `version` explicitly. Received: version=None"
+        )
+    return version
 
 
 def _write_saved_model(model, path, *, labels, top_k, jit_compile, frame_shape, resize_to):
@@ -337,7 +450,8 @@ def _write_warmup(path, *, frames, image_size):
             writer.write(log.SerializeToString())
 
 
-def _move_into_place(tmp, target, *, overwrite):
+def _move_into_place(tmp: pathlib.Path, target: pathlib.Path, *, overwrite: bool) -> None:
+    """Renames `tmp` to `target`; an existing `target` is swapped out (left at `tmp`)."""
     if not target.exists():
         # A directory created meanwhile is replaced only if empty: rename
         # refuses to replace a non-empty one.
@@ -345,14 +459,32 @@ def _move_into_place(tmp, target, *, overwrite):
         return
     if not overwrite:
         raise FileExistsError(f"{target} already exists")
-    # No atomic swap of two directories: move the old version aside, move
-    # the new one in, then delete the old one (restored if the move fails).
-    old = pathlib.Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
-    os.rename(target, old / "version")
+    if _exchange(tmp, target):
+        return
+    logger.warning(
+        "This system cannot swap two folders in one step: %s is missing for an instant "
+        "(an export killed then puts the old version back on its next run).", target,
+    )
+    old = tmp.parent / "old"
+    os.rename(target, old)
     try:
         os.rename(tmp, target)
     except BaseException:
-        os.rename(old / "version", target)
-        shutil.rmtree(old, ignore_errors=True)
+        os.rename(old, target)
         raise
-    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Swaps two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))

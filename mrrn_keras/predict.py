@@ -1,16 +1,22 @@
 """Classifying video files with a loaded MRRN: what `mrrn predict` runs.
 
-Every readable file is decoded to the clip the variant expects and all clips
-go through one batched `model.predict`; a file that cannot be read becomes a
-`VideoFailure` in its place, so one bad file never hides the others' results.
+Every readable file is decoded to the clip the variant expects and the clips
+go through `model.predict` a batch at a time, results coming out as each
+batch is done, so memory holds one batch of clips however many files there
+are. A file that cannot be read becomes a `VideoFailure` in its place, so
+one bad file never hides the others' results; what the decoder warned about
+a file (a file cut short, a damaged tail) travels with its `Prediction`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.resources
+import logging
 import os
 import pathlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -29,10 +35,14 @@ class Prediction:
     Attributes:
         path: str. The video file.
         top_k: tuple of `(label, probability)`, most probable first.
+        warnings: tuple of str. What the decoder warned about the file
+            (e.g. fewer frames decoded than its header promises), also
+            logged as warnings.
     """
 
     path: str
     top_k: tuple[tuple[str, float], ...]
+    warnings: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +63,24 @@ def sample_clip_path() -> pathlib.Path:
     return pathlib.Path(str(importlib.resources.files("mrrn_keras").joinpath(SAMPLE_CLIP)))
 
 
-def classify_videos(
+def classify_videos(model, paths, **kwargs) -> list[Prediction | VideoFailure]:
+    """Classifies video files; unreadable files give `VideoFailure`s.
+
+    Args:
+        model, paths, **kwargs: as `iter_classify_videos` (`frames`,
+            `size`, `sampling`, `top_k`, `labels`, `batch_size`), which
+            yields each result as soon as its batch is classified.
+
+    Returns:
+        One `Prediction` or `VideoFailure` per path, in order.
+
+    Raises:
+        ValueError: an invalid `top_k` or `batch_size`.
+    """
+    return list(iter_classify_videos(model, paths, **kwargs))
+
+
+def iter_classify_videos(
     model,
     paths,
     *,
@@ -63,14 +90,18 @@ def classify_videos(
     top_k: int = 5,
     labels=None,
     batch_size: int = 8,
-) -> list[Prediction | VideoFailure]:
-    """Classifies video files; unreadable files give `VideoFailure`s.
+) -> Iterator[Prediction | VideoFailure]:
+    """Classifies video files batch by batch, yielding results as they come.
+
+    At most `batch_size` decoded clips are held at once, and `paths` is read
+    lazily, so any number of files (or an endless iterator) runs in bounded
+    memory.
 
     Args:
         model: a Keras model from uint8 frames `(B, T, H, W, 3)` to
             probabilities `(B, classes)` (or a dict holding
             `"probabilities"`, as `stream_outputs=True` returns).
-        paths: video files (any container/codec FFmpeg reads).
+        paths: iterable of video files (any container/codec FFmpeg reads).
         frames: int. Clip length (the variant's `input.frames`).
         size: `(height, width)` the frames are resized to.
         sampling: str. `load_clip` mode (the variant's `input.sampling`).
@@ -78,30 +109,71 @@ def classify_videos(
             of classes).
         labels: class names, or None for the model's `class_names`, else
             `class_<i>`.
-        batch_size: int. Clips per forward pass.
+        batch_size: int >= 1. Clips per forward pass.
 
-    Returns:
+    Yields:
         One `Prediction` or `VideoFailure` per path, in order.
+
+    Raises:
+        ValueError: an invalid `top_k` or `batch_size`.
     """
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
-    paths = [os.fspath(p) for p in paths]
-    results: list[Prediction | VideoFailure | None] = [None] * len(paths)
-    clips, good = [], []
-    for i, path in enumerate(paths):
-        try:
-            clips.append(load_clip(path, frames, size=tuple(size), mode=sampling, training=False))
-            good.append(i)
-        except VideoError as err:
-            results[i] = VideoFailure(path, err.reason)
+    for name, value in (("top_k", top_k), ("batch_size", batch_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    # Checked above, when called, rather than at the first result.
+    return _classify_stream(model, paths, frames, tuple(size), sampling, top_k, labels, batch_size)
+
+
+def _classify_stream(model, paths, frames, size, sampling, top_k, labels, batch_size):
+    pending = []  # (path, clip or VideoFailure, warnings), in input order
+    clips = 0
+    for path in map(os.fspath, paths):
+        with _decoder_warnings() as warnings:
+            try:
+                item = load_clip(path, frames, size=size, mode=sampling, training=False)
+            except VideoError as err:
+                item = VideoFailure(path, err.reason)
+        if isinstance(item, VideoFailure) and not clips:
+            yield item
+            continue
+        pending.append((path, item, tuple(warnings)))
+        clips += not isinstance(item, VideoFailure)
+        if clips == batch_size:
+            yield from _classify_batch(model, pending, top_k=top_k, labels=labels)
+            pending, clips = [], 0
+    yield from _classify_batch(model, pending, top_k=top_k, labels=labels)
+
+
+def _classify_batch(model, pending, *, top_k, labels) -> Iterator[Prediction | VideoFailure]:
+    clips = [item for _, item, _ in pending if not isinstance(item, VideoFailure)]
     if clips:
-        probabilities = model.predict(np.stack(clips), batch_size=batch_size, verbose=0)
+        probabilities = model.predict(np.stack(clips), batch_size=len(clips), verbose=0)
         if isinstance(probabilities, dict):
             probabilities = probabilities[FUSED_OUTPUT]
-        probabilities = np.asarray(probabilities)  # (B, classes)
-        names = resolve_labels(labels, model, None, probabilities.shape[-1])
-        for i, row in zip(good, probabilities):
-            order = np.argsort(-row, kind="stable")[:top_k]
-            results[i] = Prediction(paths[i], tuple((names[j], float(row[j])) for j in order))
-    return results
+        rows = iter(np.asarray(probabilities))  # (B, classes)
+    for path, item, warnings in pending:
+        if isinstance(item, VideoFailure):
+            yield item
+            continue
+        row = next(rows)
+        names = resolve_labels(labels, model, None, row.shape[-1])
+        order = np.argsort(-row, kind="stable")[:top_k]
+        yield Prediction(path, tuple((names[j], float(row[j])) for j in order), warnings)
 
+
+@contextlib.contextmanager
+def _decoder_warnings():
+    """Collects the warnings the video reader logs meanwhile; they still reach the log."""
+    seen: list[str] = []
+
+    def keep(record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            seen.append(record.getMessage())
+        return True
+
+    decoder_logger = logging.getLogger(load_clip.__module__)
+    decoder_logger.addFilter(keep)
+    try:
+        yield seen
+    finally:
+        decoder_logger.removeFilter(keep)

@@ -40,6 +40,7 @@ import re
 import types
 import urllib.parse
 import urllib.request
+import zipfile
 from collections.abc import Mapping
 
 import keras
@@ -47,6 +48,7 @@ import keras
 from mrrn_keras.data.video import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
+from mrrn_keras.files import is_safe_name
 from mrrn_keras.model import FUSED_OUTPUT, MRRN, copy_layer_weights
 
 ENTRY_FILE = "config.json"
@@ -411,12 +413,29 @@ def _read_local(folder: pathlib.Path) -> VariantInfo:
 def _read_remote(url: str) -> VariantInfo:
     url = url.rstrip("/")
     source = f"{url}/{ENTRY_FILE}"
-    try:
-        data = json.loads(fetch_text(source))
-    except json.JSONDecodeError as err:
-        raise ZooError(f"{source}: not valid JSON ({err})") from err
-    folder_name = urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-    return parse_entry(data, source=source, folder_name=folder_name, location=url)
+    folder_name = _last_segment(url)
+
+    def parse(text: str) -> VariantInfo:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ZooError(f"{source}: not valid JSON ({err})") from err
+        info = parse_entry(data, source=source, folder_name=folder_name, location=url)
+        weights_url = info.weights.url if info.weights else None
+        if weights_url and urllib.parse.urlsplit(weights_url).scheme not in ("http", "https"):
+            raise ZooError(
+                f"{source}: field `weights.url` must be an http(s) URL in a remote entry (a "
+                f"remote entry may not read local files). Received: {weights_url!r}"
+            )
+        return info
+
+    # Checked before the text is cached.
+    return fetch_text(source, parse=parse)
+
+
+def _last_segment(url: str) -> str:
+    """The percent-decoded last segment of a URL's path."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
 
 
 def variant_info(variant: str | os.PathLike) -> VariantInfo:
@@ -485,11 +504,23 @@ def pretrained_weights_path(info: VariantInfo, *, progress: bool | None = None) 
             )
         return path
     url = spec.url or f"{info.location}/{urllib.parse.quote(spec.file)}"
-    name = spec.file or urllib.parse.unquote(urllib.parse.urlsplit(url).path.rsplit("/", 1)[-1])
-    if not name.endswith(WEIGHTS_SUFFIX):
-        # Keras reads weights only from files named *.weights.h5.
-        name = f"{info.name}{WEIGHTS_SUFFIX}"
-    return fetch_file(url, sha256=spec.sha256, size=spec.size, file_name=name, progress=progress)
+    return fetch_file(
+        url, sha256=spec.sha256, size=spec.size, file_name=_cache_file_name(info, url),
+        progress=progress,
+    )
+
+
+def _cache_file_name(info: VariantInfo, url: str) -> str:
+    """The name of a fetched weights file in the cache: never a path the entry chose.
+
+    The entry's file name or the URL's last segment when it is one plain
+    name ending in `.weights.h5` (Keras reads weights only from such
+    names), else `<entry name>.weights.h5`, else `model.weights.h5`.
+    """
+    for name in (info.weights.file, _last_segment(url), f"{info.name}{WEIGHTS_SUFFIX}"):
+        if is_safe_name(name) and name.endswith(WEIGHTS_SUFFIX):
+            return name
+    return f"model{WEIGHTS_SUFFIX}"
 
 
 def _build(kwargs: dict, info: VariantInfo) -> MRRN:
@@ -503,9 +534,48 @@ def _load_weights(model, path, info: VariantInfo) -> None:
     try:
         model.load_weights(str(path))
     except (ValueError, OSError) as err:
-        # Keras' message can print whole tensors: keep its first line.
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise WeightsError(f"{path} does not fit {info.name}'s model: {first}") from err
+        raise WeightsError(f"{path} does not fit {info.name}'s model: {_keras_reason(err)}") from err
+
+
+def load_model_file(path: str | os.PathLike) -> keras.Model:
+    """Loads a whole model saved as `.keras` (by `model.save` or `mrrn finetune`), safely.
+
+    Keras' `safe_mode` stays on: a file that would run code on load (a
+    `Lambda` layer's Python function) is refused.
+
+    Args:
+        path: str or path. The `.keras` file.
+
+    Returns:
+        The model.
+
+    Raises:
+        WeightsError: the file is missing, not a `.keras` archive, or
+            refused; the message names it and gives Keras' reason on one line.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such model file; pass a .keras file saved by model.save")
+    if not zipfile.is_zipfile(path):
+        raise WeightsError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    # What Keras raises for a malformed or refused archive varies with its content.
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
+        raise WeightsError(f"{path}: cannot load the model: {_keras_reason(err)}") from err
+
+
+def _keras_reason(err: BaseException, limit: int = 600) -> str:
+    """Keras' load error on one line: its paragraphs but the list of objects, shortened.
+
+    Keras writes "A total of N objects could not be loaded. Example error
+    message for object <...>:", the reason in the next paragraph, then a
+    list of objects (and sometimes whole tensors).
+    """
+    paragraphs = [" ".join(p.split()) for p in str(err).split("\n\n")]
+    kept = [p for p in paragraphs if p and not p.startswith("List of objects")]
+    reason = " ".join(kept) or type(err).__name__
+    return reason if len(reason) <= limit else reason[: limit - 3] + "..."
 
 
 def load_mrrn(

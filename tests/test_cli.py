@@ -8,6 +8,7 @@ import pytest
 from mrrn_keras import cli, predict
 from mrrn_keras.data.video import write_video
 from mrrn_keras.zoo import load_mrrn
+from tests.test_video import write_cut_short
 from tests.test_zoo import LABELS, write_tiny_entry
 
 
@@ -108,3 +109,65 @@ def test_classify_videos(entry, videos):
     assert str(videos["text"]) == results[1].path
     with pytest.raises(ValueError, match="top_k"):
         predict.classify_videos(model, paths, frames=4, size=(32, 32), top_k=0)
+
+
+def test_predict_json_reports_a_file_cut_short(capsys, entry, videos, tmp_path):
+    cut = write_cut_short(tmp_path / "cut.avi")
+    assert cli.main(["predict", str(cut), str(videos["good"]), "--variant", str(entry),
+                     "--json"]) == 0
+    first, second = json.loads(capsys.readouterr().out)["predictions"]
+    (warning,) = first["warnings"]
+    assert str(cut) in warning and "of the 20 its header promises" in warning
+    assert second["warnings"] == []
+
+
+class _SpyModel:
+    """Forwards to a model and records the batch size of every `predict`."""
+
+    def __init__(self, model):
+        self.model, self.batches = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def predict(self, clips, **kwargs):
+        self.batches.append(len(clips))
+        return self.model.predict(clips, **kwargs)
+
+
+def test_iter_classify_videos_streams_in_bounded_batches(entry, videos):
+    model = _SpyModel(load_mrrn(entry))
+    read = []
+
+    def paths():
+        for key in ("good", "text", "good", "good", "good"):
+            read.append(key)
+            yield videos[key]
+
+    results = predict.iter_classify_videos(
+        model, paths(), frames=4, size=(32, 32), top_k=1, batch_size=2
+    )
+    assert read == []  # nothing decoded before the first result is asked for
+    first = next(results)
+    assert first.path == str(videos["good"]) and len(read) == 3
+    rest = list(results)
+    assert [type(r).__name__ for r in rest] == ["VideoFailure", "Prediction", "Prediction",
+                                               "Prediction"]
+    assert model.batches == [2, 2]
+    with pytest.raises(ValueError, match="batch_size=0"):
+        predict.iter_classify_videos(model, [], frames=4, size=(32, 32), batch_size=0)
+
+
+def test_predict_prints_each_result_as_it_comes(capsys, entry, videos, monkeypatch):
+    paths = [str(videos["good"])] * 10
+    seen = []
+    load_clip = predict.load_clip
+
+    def watched(path, *args, **kwargs):
+        seen.append(capsys.readouterr().out)
+        return load_clip(path, *args, **kwargs)
+
+    monkeypatch.setattr(predict, "load_clip", watched)
+    assert cli.main(["predict", *paths, "--variant", str(entry), "--top-k", "1"]) == 0
+    printed = "".join(seen)
+    assert printed.count(str(videos["good"])) >= 2  # before the last file was decoded

@@ -53,3 +53,29 @@ def test_evaluate_refuses_a_model_of_other_classes(tmp_path):
         "--variant", "mrrn_tiny.motion", "--format", "folder", "--data_dir", str(tmp_path)])
     with pytest.raises(DatasetError, match=r"\['x'\]"):
         cli_training.evaluate(args)
+
+
+@pytest.mark.parametrize("kind", ["missing", "not a zip", "lambda", "no config"])
+def test_evaluate_refuses_a_bad_model_file_in_one_line(tmp_path, capsys, kind):
+    import zipfile
+
+    import keras
+
+    from mrrn_keras import cli
+
+    path = tmp_path / "model.keras"
+    if kind == "not a zip":
+        path.write_text("not a model")
+    elif kind == "lambda":  # would run code on load: safe_mode refuses it
+        keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)]).save(path)
+    elif kind == "no config":
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "hello")
+    write_class_videos(tmp_path / "data", {"a": 1})
+    argv = ["evaluate", "--variant", str(path), "--format", "folder", "--data_dir",
+            str(tmp_path / "data")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mrrn evaluate: {path}: ") and "\n" not in err
+    if kind == "lambda":
+        assert "Lambda" in err

@@ -4,10 +4,13 @@ import json
 import os
 import pathlib
 import shutil
+import socket
 import subprocess
 import sys
 import sysconfig
 import textwrap
+import threading
+import time
 import types
 
 import numpy as np
@@ -353,7 +356,7 @@ def test_interrupted_export_leaves_nothing(tmp_path, monkeypatch, overwrite):
         assert (base / "1" / "saved_model.pb").read_text() == "old"
 
 
-def test_failed_swap_restores_the_old_version(tmp_path, monkeypatch):
+def test_failed_fallback_swap_restores_the_old_version(tmp_path, monkeypatch):
     monkeypatch.setattr(export_lib, "_write_saved_model", fake_saved_model)
     base = tmp_path / "models"
     (base / "1").mkdir(parents=True)
@@ -368,10 +371,143 @@ def test_failed_swap_restores_the_old_version(tmp_path, monkeypatch):
         rename(src, dst)
 
     monkeypatch.setattr(export_lib.os, "rename", failing_rename)
+    monkeypatch.setattr(export_lib, "_exchange", lambda a, b: False)  # the fallback
     with pytest.raises(OSError, match="disk gone"):
         export_for_serving(tiny_model(), base, version=1, overwrite=True, warmup=False)
     assert sorted(p.name for p in base.iterdir()) == ["1"]
     assert (base / "1" / "saved_model.pb").read_text() == "old"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_versions_are_readable_as_the_umask_allows(tmp_path, monkeypatch, umask):
+    monkeypatch.setattr(export_lib, "_write_saved_model", fake_saved_model)
+    old = os.umask(umask)
+    try:
+        path = export_for_serving(tiny_model(), tmp_path / "models", warmup=False)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o777 & ~umask
+
+
+def test_real_export_readable_by_others(exported):
+    umask = os.umask(0)
+    os.umask(umask)
+    if umask & 0o005:
+        pytest.skip(f"umask {umask:o} hides files from others")
+    for path in [exported[1], *exported[1].rglob("*")]:
+        mode = path.stat().st_mode
+        assert mode & 0o004, path
+        assert not path.is_dir() or mode & 0o001, path
+
+
+def test_concurrent_exports_get_distinct_versions(tmp_path, monkeypatch):
+    barrier = threading.Barrier(3, timeout=30)
+
+    def slow_save(model, path, **kwargs):
+        barrier.wait()  # all three are exporting at once
+        fake_saved_model(model, path, **kwargs)
+
+    monkeypatch.setattr(export_lib, "_write_saved_model", slow_save)
+    base = tmp_path / "models"
+    (base / "2").mkdir(parents=True)
+    model = tiny_model()
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(export_for_serving(model, base, warmup=False))
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in results) == ["3", "4", "5"]
+    assert sorted(p.name for p in base.iterdir()) == ["2", "3", "4", "5"]
+
+
+def test_overwrite_keeps_a_complete_version_at_every_instant(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_lib, "_write_saved_model", fake_saved_model)
+    base = tmp_path / "models"
+    target = base / "1"
+    export_for_serving(tiny_model(), base, version=1, warmup=False, labels=["o", "l", "d"])
+    steps = []
+
+    def watched(name, function):
+        def call(*args, **kwargs):
+            assert (target / "saved_model.pb").is_file(), f"before {name}{args}"
+            result = function(*args, **kwargs)
+            assert (target / "saved_model.pb").is_file(), f"after {name}{args}"
+            steps.append(name)
+            return result
+        return call
+
+    monkeypatch.setattr(export_lib.os, "rename", watched("rename", os.rename))
+    monkeypatch.setattr(export_lib, "_exchange", watched("exchange", export_lib._exchange))
+    monkeypatch.setattr(export_lib.shutil, "rmtree", watched("rmtree", shutil.rmtree))
+    export_for_serving(tiny_model(), base, version=1, overwrite=True, warmup=False,
+                       labels=["n", "e", "w"])
+    assert "exchange" in steps
+    assert json.loads((target / "saved_model.pb").read_text()) == ["n", "e", "w"]
+    assert sorted(p.name for p in base.iterdir()) == ["1"]
+
+
+def _claim(base, name, *, pid=None, age_s=0.0, old_version=False):
+    claim = base / name
+    claim.mkdir(parents=True)
+    if pid is not None:
+        (claim / "owner").write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+    if old_version:
+        (claim / "old").mkdir()
+        (claim / "old" / "saved_model.pb").write_text("old")
+    when = time.time() - age_s
+    os.utime(claim, (when, when))
+    return claim
+
+
+def test_claims_of_killed_exports_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_lib, "_write_saved_model", fake_saved_model)
+    base = tmp_path / "models"
+    killed = _claim(base, ".tmp-5", pid=999999999)
+    running = _claim(base, ".tmp-6", pid=os.getpid())
+    legacy_old = _claim(base, ".tmp-1-k2j3h4", age_s=7200)
+    legacy_young = _claim(base, ".tmp-2-a8b7c6")
+    mid_swap = _claim(base, ".tmp-3", pid=999999999, old_version=True)
+    path = export_for_serving(tiny_model(), base, warmup=False)
+    assert path.name == "7"  # 6 is being exported
+    assert not killed.exists() and not legacy_old.exists() and not mid_swap.exists()
+    assert running.exists() and legacy_young.exists()
+    assert (base / "3" / "saved_model.pb").read_text() == "old"  # put back in service
+
+
+def test_versions_bounded_to_int64(tmp_path, monkeypatch):
+    monkeypatch.setattr(export_lib, "_write_saved_model", fake_saved_model)
+    base = tmp_path / "models"
+    with pytest.raises(ValueError, match="2\\*\\*63 - 1"):
+        export_for_serving(tiny_model(), base, version=2**63, warmup=False)
+    (base / "99999999999999999999").mkdir(parents=True)  # TF Serving ignores it
+    assert export_for_serving(tiny_model(), base, warmup=False).name == "1"
+    export_for_serving(tiny_model(), base, version=2**63 - 1, warmup=False)
+    with pytest.raises(ValueError, match="pass `version` explicitly"):
+        export_for_serving(tiny_model(), base, warmup=False)
+
+
+def test_unwritable_base_one_line_error(tmp_path, capsys):
+    from mrrn_keras import cli
+    from mrrn_keras.errors import ExportError
+    from tests.test_zoo import write_tiny_entry
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ExportError, match=str(blocker / "models")):
+        export_for_serving(tiny_model(), blocker / "models", warmup=False)
+    entry, _, _ = write_tiny_entry(tmp_path / "zoo")
+    assert cli.main(["export", str(entry), "--out", str(blocker / "models")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(blocker / "models") in err
 
 
 def test_variant_name_uses_the_zoo(tmp_path, monkeypatch):

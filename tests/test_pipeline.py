@@ -2,6 +2,7 @@
 
 import itertools
 import os
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -124,6 +125,31 @@ def test_spans_limit_the_frames(tmp_path):
     assert cache.num_frames == 8
     frames, _, _ = collect(pipeline.clip_dataset(cache, spec, training=False, batch_size=1))
     assert frame_numbers(frames[0]) == [8, 10, 13, 15]
+
+
+def test_prepare_decodes_a_video_in_bounded_memory(tmp_path):
+    num_frames, height, width = 300, 96, 128
+    frames = np.broadcast_to(
+        np.linspace(0, 255, width, dtype=np.uint8)[None, None, :, None],
+        (num_frames, height, width, 3),
+    )
+    write_video(tmp_path / "long.avi", np.ascontiguousarray(frames), fps=25)
+    index = VideoIndex((str(tmp_path / "long.avi"),), (0,), ("a",))
+    raw_bytes = num_frames * height * width * 3  # 11 MB of RGB
+    tracemalloc.start()
+    try:
+        cache = prepare_cache(index, tmp_path / "cache", short_side=height, every=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert cache.num_frames == num_frames // 2
+    # One chunk of raw frames plus the JPEGs: ~1.6 MB (the whole video kept was ~6 MB).
+    assert peak < raw_bytes / 4, f"peak {peak} bytes for {raw_bytes} bytes of frames"
+    frames_back, _, _ = collect(
+        pipeline.clip_dataset(cache, pipeline.ClipSpec(clip_len=2, size=32), training=False,
+                              batch_size=1)
+    )
+    assert frames_back.shape[1:] == (2, 32, 32, 3)
 
 
 def test_cache_gives_the_same_clips_as_raw_videos(videos, tmp_path):

@@ -1,6 +1,7 @@
 """Tests for mrrn_keras/data/video.py: write, probe, read, sample, errors."""
 
 import fractions
+import logging
 
 import av
 import numpy as np
@@ -132,6 +133,28 @@ def test_header_frame_count_overstated(tmp_path, monkeypatch):
     clip = video.load_clip(path, 5, mode="uniform")
     # Uniform over 50 "frames" asks 0, 12, 24, 37, 49; the stream ends at 4.
     assert clip[:, 0, 0, 0].tolist() == [0, 40, 40, 40, 40]
+
+
+def write_cut_short(path, num_frames=20):
+    """An AVI (index at the front) cut in half: its header promises `num_frames`."""
+    full = path.with_name("full_" + path.name)
+    noise = np.random.default_rng(0).integers(0, 256, (num_frames, 32, 32, 3), dtype=np.uint8)
+    video.write_video(full, noise, fps=8)  # noise: frames, not the header, fill the file
+    data = full.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_file_cut_short_warns_with_counts(tmp_path, caplog):
+    path = write_cut_short(tmp_path / "cut.avi")
+    assert video.probe_video(path).num_frames == 20
+    with caplog.at_level(logging.WARNING, logger="mrrn_keras.data.video"):
+        clip = video.load_clip(path, 4, mode="uniform")
+    decoded = len(video.read_frames(path))
+    assert 1 <= decoded < 20 and clip.shape[0] == 4
+    (message,) = [r.getMessage() for r in caplog.records if "promises" in r.getMessage()]
+    assert str(path) in message
+    assert f"only {decoded} frames could be decoded of the 20 its header promises" in message
 
 
 # sample_indices

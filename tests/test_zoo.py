@@ -283,7 +283,11 @@ def test_corrupt_bundled_weights_refused(tiny, tmp_path):
 
 
 class _Server:
-    """Serves `files` on 127.0.0.1; `mode` is "ok", "truncated" or "wrong"."""
+    """Serves `files` on 127.0.0.1; `mode` is "ok", "truncated" or "wrong".
+
+    A `files` value may be a function of the request handler, which then
+    writes the whole response itself.
+    """
 
     def __init__(self):
         self.files = {}
@@ -316,6 +320,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = state.files.get(self.path)
         if body is None:
             self.send_error(404)
+            return
+        if callable(body):
+            body(self)
             return
         if self.path.endswith(".h5"):
             time.sleep(state.delay_s)

@@ -18,6 +18,10 @@ written under a temporary name and renamed when complete, so a cache is
 either whole or absent. `clip_dataset` reads it and decodes only the frames
 a clip needs, in the graph (`tf.io.decode_jpeg`).
 
+Memory: a video is decoded a few frames at a time and each frame is JPEG
+encoded as it comes, so what a video costs is its JPEGs (its record), never
+its raw frames; at most `2 * workers` videos are in flight at once.
+
 Example:
 
 >>> import tempfile, pathlib
@@ -34,7 +38,9 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import io
 import json
@@ -48,12 +54,14 @@ import tensorflow as tf
 from PIL import Image
 
 from mrrn_keras.data.datasets import VideoIndex
-from mrrn_keras.data.video import probe_video, read_frames
+from mrrn_keras.data.video import iter_frame_chunks, probe_video
 from mrrn_keras.errors import DatasetError, VideoError
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "cache.json"
+# Frames decoded (as raw RGB) at a time while a video is encoded.
+DECODE_CHUNK = 16
 CACHE_FORMAT = "mrrn-frame-cache"
 CACHE_VERSION = 1
 _FEATURES = {
@@ -153,7 +161,7 @@ def open_cache(root: str | os.PathLike) -> FrameCache:
 
 
 def _encode_video(path, span, short_side, every, quality):
-    """Decodes one video and returns its frames as JPEG bytes."""
+    """Decodes one video, `DECODE_CHUNK` frames at a time, and returns its frames as JPEG bytes."""
     info = probe_video(path)
     first, last = 0, info.num_frames
     if span is not None and info.fps > 0:
@@ -161,13 +169,35 @@ def _encode_video(path, span, short_side, every, quality):
         last = max(first + 1, min(info.num_frames, int(np.ceil(span[1] * info.fps))))
     scale = short_side / min(info.height, info.width)
     size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
-    frames = read_frames(path, np.arange(first, last, every), size=size)
+    wanted = len(range(first, last, every))
     encoded = []
-    for frame in frames:
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
-        encoded.append(buffer.getvalue())
+    chunks = iter_frame_chunks(path, DECODE_CHUNK, size=size, stride=every, start=first)
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            for frame in chunk[: wanted - len(encoded)]:
+                buffer = io.BytesIO()
+                Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+                encoded.append(buffer.getvalue())
+            if len(encoded) == wanted:
+                break
+    if len(encoded) < wanted:
+        logger.warning(
+            "%s: only %d of the %d frames its header promises from frame %d could be "
+            "decoded; the file may be cut short or damaged", path, len(encoded), wanted, first,
+        )
+    if not encoded:
+        raise VideoError(path, f"no frame could be decoded from frame {first} on")
     return encoded
+
+
+def _in_order(pool, index: VideoIndex, spans, args, depth: int):
+    """Yields `(video_id, future)` in index order, with at most `depth + 1` submitted and unread."""
+    pending = collections.deque()
+    for video_id, (path, span) in enumerate(zip(index.paths, spans)):
+        pending.append((video_id, pool.submit(_encode_video, path, span, *args)))
+        if len(pending) > depth:
+            yield pending.popleft()
+    yield from pending
 
 
 def _example(video_id, label, path, jpegs) -> bytes:
@@ -241,16 +271,14 @@ def prepare_cache(
     try:
         writers = [tf.io.TFRecordWriter(str(tmp / s)) for s in shards]
         with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            jobs = [
-                pool.submit(_encode_video, path, span, short_side, every, quality)
-                for path, span in zip(index.paths, spans)
-            ]
+            # Bounded: finished videos wait in memory only until written in order.
+            jobs = _in_order(pool, index, spans, (short_side, every, quality), 2 * workers)
             bar = None
             if progress:
                 from tqdm import tqdm
 
-                bar = tqdm(total=len(jobs), desc=f"prepare {out_dir.name}", unit="video")
-            for video_id, job in enumerate(jobs):
+                bar = tqdm(total=len(index), desc=f"prepare {out_dir.name}", unit="video")
+            for video_id, job in jobs:
                 try:
                     jpegs = job.result()
                 except VideoError as err:

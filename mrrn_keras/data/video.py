@@ -36,6 +36,7 @@ import av.error
 import numpy as np
 
 from mrrn_keras.errors import VideoError
+from mrrn_keras.files import current_umask
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +231,9 @@ def read_frames(
     asked for; only the kept frames are converted to RGB (and resized, by
     FFmpeg's scaler). Indices may repeat and come in any order; frames are
     returned in the order asked. An index past the real end of the stream
-    (headers can overstate the count) gives the last decoded frame.
+    (a header that overstates the count, or a file cut short) gives the last
+    decoded frame, with a warning naming the file and how many frames were
+    decoded of how many its header promises.
 
     Args:
         path: str or path-like. The video file.
@@ -271,6 +274,7 @@ def read_frames(
             kwargs.update(height=hw[0], width=hw[1])
         last_needed = None if wanted is None else int(wanted.max())
         needed = None if wanted is None else set(wanted.tolist())
+        promised = int(stream.frames or 0)
         kept: dict[int, np.ndarray] = {}
         last_frame = None
         count = 0
@@ -288,8 +292,12 @@ def read_frames(
     if wanted is None:
         return np.stack([kept[i] for i in range(count)])
     if last_needed >= count:
-        logger.debug(
-            "%s: indices up to %d asked, stream ends at %d; clamping", name, last_needed, count - 1
+        logger.warning(
+            "%s: only %d frames could be decoded of the %s; frame %d was asked for, so the "
+            "clip repeats the last frame (the file may be cut short or damaged)",
+            name, count,
+            f"{promised} its header promises" if promised > count else f"{last_needed + 1} needed",
+            last_needed,
         )
         if count - 1 not in kept:
             kept[count - 1] = last_frame.to_ndarray(**kwargs)
@@ -302,25 +310,28 @@ def iter_frame_chunks(
     *,
     size: int | tuple[int, int] | None = None,
     stride: int = 1,
+    start: int = 0,
 ) -> Iterator[np.ndarray]:
     """Decodes a video once, front to back, yielding frames in chunks.
 
     Memory stays at one chunk whatever the video's length, which is what
-    streaming inference over long files needs. Every `stride`-th frame is
-    kept (frames 0, stride, 2 * stride, ...); the last chunk may be shorter.
+    streaming inference over long files needs. Every `stride`-th frame from
+    `start` is kept (frames start, start + stride, ...); the last chunk may
+    be shorter. Frames not kept are decoded but never converted to RGB.
 
     Args:
         path: str or path-like. The video file.
         chunk_len: int >= 1. Kept frames per chunk.
         size: None, int or `(height, width)`; see `read_frames`.
         stride: int >= 1. Keep every `stride`-th decoded frame.
+        start: int >= 0. The first frame kept.
 
     Yields:
         uint8 arrays `(n, H, W, 3)`, RGB, `1 <= n <= chunk_len`.
 
     Raises:
         VideoError: the file cannot be read or decodes no frame.
-        ValueError: an invalid `chunk_len`, `stride` or `size`.
+        ValueError: an invalid `chunk_len`, `stride`, `start` or `size`.
 
     Example:
 
@@ -330,9 +341,13 @@ def iter_frame_chunks(
     >>> write_video(path, np.zeros((7, 32, 32, 3), np.uint8))
     >>> [len(c) for c in iter_frame_chunks(path, 3)]
     [3, 3, 1]
+    >>> [len(c) for c in iter_frame_chunks(path, 3, start=2, stride=2)]
+    [3]
     """
     chunk_len = _check_positive_int("chunk_len", chunk_len)
     stride = _check_positive_int("stride", stride)
+    if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
+        raise ValueError(f"`start` must be an integer >= 0. Received: start={start!r}")
     hw = _parse_size(size)
     kwargs = {"format": "rgb24"}
     if hw is not None:
@@ -344,7 +359,7 @@ def iter_frame_chunks(
     try:
         for index, frame in enumerate(_decode(name, container, stream)):
             decoded = index + 1
-            if index % stride:
+            if index < start or (index - start) % stride:
                 continue
             chunk.append(frame.to_ndarray(**kwargs))
             if len(chunk) == chunk_len:
@@ -498,12 +513,6 @@ def load_clip(
     return read_frames(path, indices, size=size)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_video(
     path: PathLike,
     frames: np.ndarray,
@@ -601,7 +610,7 @@ def write_video(
             reason = f"cannot write with codec {codec!r} ({_one_line(err)})"
             raise VideoError(target, reason) from err
         # mkstemp creates 0600 files; give the video the usual permissions.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.chmod(tmp_name, 0o666 & ~current_umask())
         os.replace(tmp_name, target)
     except BaseException:
         if os.path.exists(tmp_name):
