@@ -51,6 +51,8 @@ setup(
     ],
     extras_require={
         "test": [
+            # The second backend the suite runs on (KERAS_BACKEND=jax); CPU wheels.
+            "jax>=0.4.30",
             "pytest>=8",
             "pytest-xdist>=3.5",
             "tensorflow-serving-api>=2.20,<2.22",
