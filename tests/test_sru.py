@@ -225,6 +225,46 @@ def test_scan_with_length_unknown_at_trace_time():
         )
 
 
+@tf_only
+@pytest.mark.parametrize("state_gates", (False, True))
+def test_accelerator_plans_in_a_graph_traced_for_any_length(state_gates, monkeypatch):
+    # On a GPU "auto" takes the scan (Hillis-Steele when T is unknown) or the
+    # loop unrolled 8 steps (time padded inside the graph): both must trace
+    # once for any T and match the autodiff reference.
+    import tensorflow as tf
+
+    from mrrn_keras.layers import recurrence
+
+    monkeypatch.setattr(recurrence, "device_kind", lambda backend=None: "gpu")
+    layers = {}
+    for impl in ("auto", "reference"):
+        layers[impl] = SRU(
+            6, return_sequences=True, return_state=True, state_gates=state_gates,
+            implementation=impl,
+        )
+        layers[impl].build((3, None, 5))
+        _random_weights(layers[impl])
+    assert layers["auto"]._plan(None).method == ("loop" if state_gates else "scan")
+
+    def outputs_and_input_gradient(layer, x, mask):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            seq, c_last = layer(x, mask=mask)
+            loss = tf.reduce_sum(tf.sin(seq)) + tf.reduce_sum(c_last**2)
+        return seq, c_last, tape.gradient(loss, x)
+
+    traced = tf.function(
+        lambda x, mask: outputs_and_input_gradient(layers["auto"], x, mask),
+        input_signature=[tf.TensorSpec((None, None, 5)), tf.TensorSpec((None, None), tf.bool)],
+    )
+    for steps in (1, 6, 9, 17):
+        x, mask = tf.constant(_inputs(steps=steps, dim=5)), _random_mask(steps)
+        got = traced(x, tf.constant(mask))
+        want = outputs_and_input_gradient(layers["reference"], x, mask)
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 @pytest.mark.parametrize("unroll", (2, 3, 8))
 @pytest.mark.parametrize("state_gates", (True, False))
 def test_unrolled_loop_matches_reference(unroll, state_gates, monkeypatch):

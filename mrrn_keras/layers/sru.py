@@ -55,16 +55,17 @@ class SRU(keras.layers.Layer):
             `rescale=True`. Defaults to `False`.
         zero_output_for_mask: bool. Masked steps output zeros instead of the
             previous output (set by `Bidirectional`). Defaults to `False`.
-        implementation: str. `"xla"`: XLA-compiled loops with a hand-written
-            backward recurrence. `"graph"`: the same loops and gradient
-            without XLA (identical numerics; for SavedModels served by TF
-            Serving). `"scan"`: a parallel (Blelloch) scan of the linear
-            recurrence, forward and backward, XLA-compiled; only with
-            `state_gates=False` (a `ValueError` otherwise); equal to the loop
-            to float rounding. `"reference"`: a plain step-by-step loop
-            differentiated by autodiff, kept as the test oracle. `"auto"`
-            picks `"xla"`: see "Choosing an implementation". Defaults to
-            `"auto"`.
+        implementation: str. `"xla"`: the step loop, XLA-compiled, with a
+            hand-written backward recurrence (on JAX `lax.scan` with a
+            `custom_vjp`). `"graph"`: on TensorFlow the same loop and
+            gradient without XLA (identical numerics; for SavedModels served
+            by TF Serving); elsewhere the same as `"xla"`. `"scan"`: a
+            parallel (associative) scan of the linear recurrence, forward
+            and backward; only with `state_gates=False` (a `ValueError`
+            otherwise); equal to the loop to float rounding. `"reference"`:
+            a plain step-by-step loop differentiated by autodiff, kept as the
+            test oracle. `"auto"`: see "Choosing an implementation".
+            Defaults to `"auto"`.
         kernel_initializer: initializer for `kernel` and `projection_kernel`.
             Defaults to `"glorot_uniform"`.
         recurrent_initializer: initializer for `recurrent_weights`.
@@ -88,30 +89,15 @@ class SRU(keras.layers.Layer):
         `(batch, units)` or, with `return_sequences`, `(batch, time, units)`;
         with `return_state`, a list `[output, c_T]`.
 
-    Choosing an implementation: `"auto"` resolves to `"xla"` in every case
-    measured so far. The scan needs only `O(log T)` dependent steps, but on
-    CPU the XLA loop is not step-bound at these sizes (at B=1, d=512,
-    T=2048 the whole recurrence adds about 4 us per step to the matmul), and
-    the scan's extra passes over memory make it no faster. Measured with
-    `python bench/sru.py --grid full --units 512 --candidates
-    floor,paper_xla,paper_scan --repeats 7 --budget_s 3 [--noouter_jit]`
-    (2 shared cores, load average 2-4, TF 2.21; docs/benchmarks.md), scan
-    time / loop time for `state_gates=False` at B in {1, 8, 32}, T in {16,
-    64, 512, 2048}, d=512 was 0.95-1.19 forward and 1.02-1.78
-    forward+backward inside an outer XLA function (`fit(jit_compile=True)`),
-    and 0.86-1.41 forward and 0.93-1.08 forward+backward as a plain graph
-    (Keras `predict`/`fit` on CPU). The values below 1 are all at T <= 64
-    and within run-to-run noise (another run gave 0.94-1.19 at the same
-    shapes); at T >= 512 the scan was slower in every case. So there is no
-    crossover up to T=2048 and `"auto"` never picks the scan
-    (`SCAN_MIN_STEPS = None`); where a measurement finds one (e.g. on an
-    accelerator), setting that constant makes `"auto"` pick the scan for
-    `state_gates=False` when T is known at trace time (a graph traced for
-    any T keeps the loop). Inside an outer XLA function the XLA-compiled
-    loop and the plain graph loop (which the outer compile compiles anyway)
-    measured within 5% of each other (B32 T64, B8 T512, B8 T2048), with
-    the sign flipping between runs, so `"auto"` does not look for an
-    enclosing XLA context.
+    Choosing an implementation: `"auto"` asks one policy,
+    `mrrn_keras.layers.recurrence.choose_plan`, with the device kind and the
+    Keras backend. On a GPU or TPU the 2017 form (`state_gates=False`) runs
+    as the parallel scan at every length (the step loop is launch-bound
+    there) and the state-gate form as the loop unrolled 8 steps per
+    iteration; on CPU the loop, which measured no slower than the scan up to
+    T=2048. The constants and the measurements behind them are in
+    `recurrence.AUTO_RULES`; the tables and commands in docs/benchmarks.md.
+    The same weights give the same outputs on every path and backend.
 
     Example:
 
