@@ -4,6 +4,7 @@ These run in the TensorFlow suite and start JAX-backend Python processes
 (Keras picks its backend once per process).
 """
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from mrrn_keras import load_mrrn
+from mrrn_keras.data.video import load_clip
 from mrrn_keras.predict import classify_videos, sample_clip_path
 from mrrn_keras.zoo import variant_info
 
@@ -24,11 +26,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_under_jax(args, cwd, timeout=600):
-    """Runs `python args...` with KERAS_BACKEND=jax; returns the completed process."""
+def run_under(args, cwd, timeout=600, backend="jax"):
+    """Runs `python args...` with KERAS_BACKEND=backend; returns the completed process."""
     env = {
         **os.environ,
-        "KERAS_BACKEND": "jax",
+        "KERAS_BACKEND": backend,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "JAX_PLATFORMS": "cpu",
     }
@@ -50,7 +52,7 @@ with open(sys.argv[1], "w") as status:
 
 def test_bundled_checkpoint_and_cli_agree_with_tensorflow(tmp_path):
     # `mrrn predict` under JAX, in a process that never imports TensorFlow.
-    done = run_under_jax(["-c", CLI_UNDER_JAX, str(tmp_path / "status.json")], tmp_path)
+    done = run_under(["-c", CLI_UNDER_JAX, str(tmp_path / "status.json")], tmp_path)
     status = json.loads((tmp_path / "status.json").read_text())
     assert status == {"code": 0, "tensorflow_imported": False}
     (jax_result,) = json.loads(done.stdout)["predictions"]
@@ -83,7 +85,7 @@ def test_finetuned_under_jax_loads_and_exports_under_tensorflow(tmp_path):
     from mrrn_keras.export import export_for_serving
 
     out = tmp_path / "run"
-    run_under_jax(
+    run_under(
         [str(ROOT / "recipes" / "finetune.py"), "--smoke", "--variant", "mrrn_tiny.motion",
          f"--out_dir={out}"],
         tmp_path,
@@ -92,7 +94,7 @@ def test_finetuned_under_jax_loads_and_exports_under_tensorflow(tmp_path):
     assert metrics["videos"] > 0 and 0.0 <= metrics["top1"] <= 1.0
     clip = np.random.default_rng(0).integers(0, 256, (2, 8, 64, 64, 3), dtype=np.uint8)
     np.save(tmp_path / "clip.npy", clip)
-    run_under_jax(
+    run_under(
         ["-c", PREDICT_UNDER_JAX, str(out / "model.keras"), str(tmp_path / "clip.npy"),
          str(tmp_path / "jax.npy")],
         tmp_path,
@@ -105,3 +107,24 @@ def test_finetuned_under_jax_loads_and_exports_under_tensorflow(tmp_path):
     serving = tf.saved_model.load(str(version)).signatures["serving_default"]
     served = serving(frames=tf.constant(clip))["probabilities"]
     np.testing.assert_allclose(served, jax_probabilities, atol=1e-5)
+
+
+TORCH_RUN = """
+import sys
+import numpy as np
+import mrrn_keras
+from mrrn_keras.data.video import load_clip
+from mrrn_keras.predict import sample_clip_path
+model = mrrn_keras.load_mrrn("mrrn_tiny.motion")
+clip = load_clip(sample_clip_path(), 8, size=(64, 64), mode="segments", training=False)
+np.save(sys.argv[1], np.asarray(model.predict(clip[None], verbose=0)))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="PyTorch not installed")
+def test_torch_backend_agrees_on_the_bundled_checkpoint(tmp_path):
+    # Not installed by the test extra (a multi-GB wheel); runs where PyTorch is.
+    run_under(["-c", TORCH_RUN, str(tmp_path / "torch.npy")], tmp_path, backend="torch")
+    clip = load_clip(sample_clip_path(), 8, size=(64, 64), mode="segments", training=False)
+    want = load_mrrn("mrrn_tiny.motion").predict(clip[None], verbose=0)
+    np.testing.assert_allclose(np.load(tmp_path / "torch.npy"), want, atol=1e-5)

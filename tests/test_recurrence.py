@@ -42,14 +42,6 @@ def test_cpu_keeps_the_measured_loop(backend, state_gates, steps):
     assert plan == Plan("loop", unroll=AUTO_RULES[("cpu", backend)].loop_unroll)
 
 
-def test_torch_cpu_scans_from_two_steps_and_loops_for_unknown_length():
-    rule = dict(state_gates=False, device="cpu", backend="torch")
-    assert choose_plan("auto", steps=1, **rule).method == "loop"
-    assert choose_plan("auto", steps=2, **rule) == Plan("scan")
-    assert choose_plan("auto", steps=None, **rule).method == "loop"
-    assert choose_plan("auto", state_gates=True, steps=64, device="cpu", backend="torch").method == "loop"
-
-
 def test_a_crossover_threshold_needs_a_known_length():
     rule = AUTO_RULES[("cpu", "torch")]
     assert rule.scan_min_steps > 1  # the case below is about a real threshold

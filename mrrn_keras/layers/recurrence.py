@@ -82,12 +82,15 @@ class AutoRule:
 # - CPU, TensorFlow: the scan was nowhere faster than the XLA loop on 2 cores
 #   up to T=2048 (SRU docstring, docs/benchmarks.md).
 # - CPU, JAX: `python bench/sru.py` under KERAS_BACKEND=jax (docs/benchmarks.md).
-# - CPU, PyTorch: the loop is a Python loop of small ops (keras.ops.scan), so
-#   the scan wins from T=2 on; unrolling does not apply.
+# - CPU, PyTorch: both run on keras.ops with autodiff; the loop is a Python
+#   loop of small ops (keras.ops.scan), whose backward grows fastest. One
+#   rough run on 2 cores under load 6 (B8 d512, fwd+bwd, ms, loop / scan):
+#   T16 191-311 / 526-1382, T32 413 / 964, T64 1327 / 223, T512 15372 / 2876;
+#   so the scan from T=64. Unrolling does not apply.
 AUTO_RULES = {
     ("cpu", "tensorflow"): AutoRule(scan_min_steps=None, loop_unroll=1),
     ("cpu", "jax"): AutoRule(scan_min_steps=None, loop_unroll=1),
-    ("cpu", "torch"): AutoRule(scan_min_steps=2, loop_unroll=1),
+    ("cpu", "torch"): AutoRule(scan_min_steps=64, loop_unroll=1),
     ("gpu", "tensorflow"): AutoRule(scan_min_steps=1, loop_unroll=8),
     ("gpu", "jax"): AutoRule(scan_min_steps=1, loop_unroll=8),
     ("gpu", "torch"): AutoRule(scan_min_steps=1, loop_unroll=1),
