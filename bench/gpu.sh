@@ -21,6 +21,8 @@
 #   bash bench/gpu.sh --shapes 2x8x16 --repeats 3
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Set before anything imports keras: its default backend would import TensorFlow.
+export KERAS_BACKEND=jax
 needed="import keras, av, tqdm, filelock"
 if ! python -c "$needed" 2>/dev/null; then
   if [ ! -d .pydeps ]; then
@@ -34,7 +36,6 @@ if ! python -c "$needed" 2>/dev/null; then
   export PYTHONPATH=".pydeps${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-export KERAS_BACKEND=jax
 # JAX would otherwise take 75% of the GPU's memory and leave torch little.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 exec python bench/sru.py --preset gpu "$@"
