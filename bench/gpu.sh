@@ -9,11 +9,12 @@
 #   bash bench/gpu.sh > sru_gpu.json          # table on stderr, JSON on stdout
 #
 # Python packages the machine lacks travel as wheels in .whl/, fetched on a
-# machine with internet (keras, namex, optree for Keras; av, tqdm, filelock
+# machine with internet (keras, namex, optree, and packaging and typing_extensions
+# in case the machine lacks them, for Keras; av, tqdm, filelock
 # because `import mrrn_keras` imports them):
 #
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_17_x86_64 -d .whl keras namex optree av tqdm filelock
+#     --platform manylinux_2_17_x86_64 -d .whl keras namex optree packaging typing_extensions av tqdm filelock
 #
 # and are installed into .pydeps/ here, once. Arguments go on to bench/sru.py
 # and override the preset, e.g. the CPU smoke run the tests do:
