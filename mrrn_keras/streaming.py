@@ -127,8 +127,8 @@ class StreamingClassifier:
             )
         self._state, fused, per_stream = self._advance(frames, self._state)
         self.frames_seen += shape[1]
-        self.stream_probabilities = {s: np.asarray(p) for s, p in per_stream.items()}
-        return np.asarray(fused)
+        self.stream_probabilities = {s: ops.convert_to_numpy(p) for s, p in per_stream.items()}
+        return ops.convert_to_numpy(fused)
 
     def _initial_state(self, batch):
         self._batch = batch
