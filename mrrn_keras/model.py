@@ -158,7 +158,7 @@ class MRRNBackbone(_FramesModel):
     ...                         sru_layers=1)
     >>> features = backbone.predict(np.zeros((2, 4, 32, 32, 3), "uint8"), verbose=0)
     >>> {stream: x.shape for stream, x in features.items()}
-    {'high': (2, 16), 'low': (2, 16), 'mid': (2, 16)}
+    {'low': (2, 16), 'mid': (2, 16), 'high': (2, 16)}
     >>> {stream: x.shape for stream, x in backbone.tap_outputs.items()}
     {'low': (None, None, 16), 'mid': (None, None, 32), 'high': (None, None, 64)}
 
