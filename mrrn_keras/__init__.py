@@ -15,18 +15,21 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mrrn_keras.layers.sru import SRU  # noqa: E402
-from mrrn_keras.model import MRRN  # noqa: E402
-from mrrn_keras.zoo import list_variants, load_mrrn, variant_info  # noqa: E402
+from mrrn_keras.model import MRRN, MRRNBackbone, MRRNVideoClassifier  # noqa: E402
+from mrrn_keras.zoo import list_variants, load_mrrn, save_entry, variant_info  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MRRN",
+    "MRRNBackbone",
+    "MRRNVideoClassifier",
     "SRU",
     "__version__",
     "export_for_serving",
     "list_variants",
     "load_mrrn",
+    "save_entry",
     "variant_info",
 ]
 

@@ -11,6 +11,7 @@ import dataclasses
 from mrrn_keras.data.datasets import DATASET_FORMATS
 from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.distribute import STRATEGIES
+from mrrn_keras.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,9 +105,7 @@ class FinetuneConfig:
         if self.eval_crops not in (1, 3):
             raise ValueError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
         for name in ("batch_size", "epochs", "eval_clips"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+            check_int(name, getattr(self, name))
         if not 0 <= self.warmup_epochs < self.epochs:
             raise ValueError(
                 "`warmup_epochs` must be in [0, epochs). "

@@ -93,7 +93,6 @@ def test_predict_sample_clip(capsys, entry, videos, monkeypatch):
 
 
 @pytest.mark.multi_backend
-@pytest.mark.skipif(not predict.sample_clip_path().is_file(), reason="sample clip not added yet")
 def test_predict_bundled_sample_clip_with_default_variant(capsys):
     assert cli.main(["predict", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["variant"] == cli.DEFAULT_VARIANT
