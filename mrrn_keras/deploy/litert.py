@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrrn_keras.deploy.frozen import named_function, save_frozen
+from mrrn_keras.deploy.parts import has_state_gates
 from mrrn_keras.deploy.stream import FRAMES_INPUT, PROBABILITIES, stream_functions
 from mrrn_keras.errors import ExportError
 
@@ -128,7 +129,7 @@ def stream_flatbuffer(model, workdir, *, frame_shape, chunk_frames=1) -> bytes:
 
 
 def _check_scan(model):
-    if getattr(model, "state_gates", False):
+    if has_state_gates(model):
         raise ExportError(
             "LiteRT on built-in ops needs the SRU's parallel scan, which only the 2017 form "
             "(state_gates=False) has; this model's SRUs have state gates, whose step loop "

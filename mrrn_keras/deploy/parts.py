@@ -45,6 +45,11 @@ def stream_parts(model) -> StreamParts:
     )
 
 
+def has_state_gates(model) -> bool:
+    """Whether `model`'s SRUs read `c_{t-1}` (then they have no parallel scan)."""
+    return bool(model.backbone.state_gates)
+
+
 def flatten_state(state) -> dict:
     """Nested streaming state -> `{name: tensor}`.
 
