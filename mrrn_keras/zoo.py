@@ -32,7 +32,6 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib.resources
-import inspect
 import json
 import os
 import pathlib
@@ -43,13 +42,15 @@ import urllib.request
 import zipfile
 from collections.abc import Mapping
 
-import keras
-
 from mrrn_keras.data.video import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name
-from mrrn_keras.model import FUSED_OUTPUT, MRRN, copy_layer_weights
+
+# Reading entries (`list_variants`, `variant_info`) imports neither Keras nor
+# the model, so `mrrn list` and `mrrn info` start at once; loading does.
+# tests/test_zoo.py holds these two to `mrrn_keras.model`.
+FUSED_OUTPUT = "probabilities"
 
 ENTRY_FILE = "config.json"
 CARD_FILE = "card.md"
@@ -57,10 +58,11 @@ WEIGHTS_SUFFIX = ".weights.h5"
 # Metric subsets that mean "the fused output" (the model's own output).
 FUSED_SUBSETS = (FUSED_OUTPUT, "fused")
 # Every `MRRN` constructor argument: the keys of an entry's `model`.
-MODEL_ARGUMENTS = tuple(
-    name
-    for name, p in inspect.signature(MRRN.__init__).parameters.items()
-    if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+MODEL_ARGUMENTS = (
+    "num_classes", "backbone", "streams", "backbone_width", "backbone_weights", "backbone_mode",
+    "sru_units", "sru_layers", "state_gates", "sru_dropout", "time_pooling", "tap_pooling",
+    "dropout", "fusion", "fusion_weights", "stream_outputs", "class_names", "image_size",
+    "implementation",
 )
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NONE = type(None)
@@ -372,20 +374,30 @@ def _registry() -> dict[str, pathlib.Path]:
     }
 
 
-def list_variants(pattern: str | None = None) -> list[str]:
-    """Registered variant names, sorted, optionally filtered by a wildcard.
+def _natural_key(name: str) -> list:
+    """Sorts digits by value: `mrrn_r18` before `mrrn_r101`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_variants(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
+    """Registered variant names in natural order, optionally filtered.
 
     Args:
         pattern: str or None. An `fnmatch` pattern such as `"mrrn_r*"` or
             `"*.paper"`.
+        pretrained: bool. Only entries with weights (bundled or by URL).
 
     Example:
 
-    >>> "mrrn_r34.paper" in list_variants("mrrn_r*")
-    True
+    >>> list_variants("mrrn_r*.paper")[:3]
+    ['mrrn_r18.paper', 'mrrn_r34.paper', 'mrrn_r50.paper']
     """
-    names = list(_registry())
-    return fnmatch.filter(names, pattern) if pattern else names
+    names = sorted(_registry(), key=_natural_key)
+    if pattern:
+        names = fnmatch.filter(names, pattern)
+    if pretrained:
+        names = [name for name in names if variant_info(name).weights is not None]
+    return names
 
 
 def _unknown(name: str) -> ZooError:
@@ -524,6 +536,8 @@ def _cache_file_name(info: VariantInfo, url: str) -> str:
 
 
 def _build(kwargs: dict, info: VariantInfo) -> MRRN:
+    from mrrn_keras.model import MRRN
+
     try:
         return MRRN(**kwargs)
     except (TypeError, ValueError) as err:
@@ -553,6 +567,10 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
         WeightsError: the file is missing, not a `.keras` archive, or
             refused; the message names it and gives Keras' reason on one line.
     """
+    import keras
+
+    import mrrn_keras.model  # noqa: F401  (registers the MRRN layers with Keras)
+
     path = pathlib.Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file; pass a .keras file saved by model.save")
@@ -563,6 +581,78 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     # What Keras raises for a malformed or refused archive varies with its content.
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
         raise WeightsError(f"{path}: cannot load the model: {_keras_reason(err)}") from err
+
+
+MODEL_FILE_INPUT = "mrrn_input.json"  # the input spec, stored inside a `.keras` archive
+
+
+def save_model_file(model, path: str | os.PathLike, *, input_spec: Mapping) -> pathlib.Path:
+    """Saves a whole model as `.keras` with its input spec inside, atomically.
+
+    `load_for_inference` (and so `mrrn predict`, `mrrn export` and `mrrn
+    evaluate`) reads the clip length, size and sampling back from the file.
+
+    Args:
+        model: a Keras model.
+        path: the `.keras` file to write; replaced only once complete.
+        input_spec: `{frames, height, width, sampling}`.
+
+    Returns:
+        The path written.
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(str(tmp))
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(MODEL_FILE_INPUT, json.dumps(dict(input_spec)))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def model_file_input(path: str | os.PathLike) -> dict | None:
+    """The input spec stored in a `.keras` file by `save_model_file`, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if MODEL_FILE_INPUT not in archive.namelist():
+                return None
+            spec = json.loads(archive.read(MODEL_FILE_INPUT))
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True):
+    """A model ready to classify clips, with what its inputs must be.
+
+    Args:
+        variant: a registered name, entry folder or URL (see `load_mrrn`),
+            or a `.keras` file written by `mrrn finetune`.
+        require_spec: bool. Refuse a `.keras` file without an input spec;
+            False returns None as its spec.
+
+    Returns:
+        `(model, input spec {frames, height, width, sampling} or None, name,
+        labels or None)`.
+
+    Raises:
+        ZooError: an unknown variant, or a `.keras` file that does not
+            record its input spec (one saved by plain `model.save`).
+        WeightsError: weights or the `.keras` file cannot be read.
+    """
+    if str(variant).endswith(".keras"):
+        spec = model_file_input(variant)
+        model = load_model_file(variant)
+        if spec is None and require_spec:
+            raise ZooError(
+                f"{variant}: the model file does not record its input spec (frames, size, "
+                "sampling); use a .keras file written by `mrrn finetune`, or its entry/ folder"
+            )
+        return model, spec, pathlib.Path(variant).name, getattr(model, "class_names", None)
+    info = variant_info(variant)
+    return load_mrrn(variant), dict(info.input), info.name, info.labels
 
 
 def _keras_reason(err: BaseException, limit: int = 600) -> str:
@@ -666,6 +756,8 @@ def _transfer(info, base, target, path, *, new_heads) -> MRRN:
     or streams change, so the entry's own model reads the file and its
     weights are copied by layer name.
     """
+    from mrrn_keras.model import copy_layer_weights
+
     source = _build(base, info)
     _load_weights(source, path, info)
     model = _build(target, info)
@@ -682,6 +774,8 @@ def _transfer(info, base, target, path, *, new_heads) -> MRRN:
 
 
 def _features_model(model: MRRN) -> keras.Model:
+    import keras
+
     # (B, T, H, W, 3) uint8 -> {stream: (B, sru_units or tap channels)}
     outputs = {s: model.get_layer(f"{s}_time_pooling").output for s in model.streams}
     return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
