@@ -4,11 +4,19 @@ Each subcommand is one `Command` row in `COMMANDS`: a function adding its
 arguments and a function running it (returning the exit code). Adding a
 subcommand is a new row and its two functions.
 
-    mrrn list [PATTERN]
+    mrrn [-v | -q] [--version]
+    mrrn list [PATTERN] [--pretrained]
     mrrn info NAME
-    mrrn predict [VIDEO ...] [--variant NAME] [--top-k K] [--json] [--stream [--chunk N] [--model PATH] [--source URL]]
-    mrrn export NAME_OR_PATH --out BASE_DIR [--version N] [--overwrite] [--top-k K] [--xla]
+    mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json]
+                 [--stream [--chunk N] [--model PATH] [--source URL]]
+    mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
                 [--format savedmodel|litert|onnx] [--stream] [--quantize dynamic|int8]
+
+One vocabulary across the subcommands and `recipes/finetune.py`: options are
+spelled with underscores (`--data_format`, `--out_dir`, `--top_k`), booleans
+as `--flag` / `--no-flag` (absl's `--noflag` is accepted too). Building the
+parser, `list`, `info`, `--help` and `--version` import neither Keras nor
+TensorFlow, so they answer at once.
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-from mrrn_keras import cli_training  # noqa: E402
+from mrrn_keras import __version__, cli_training  # noqa: E402
+from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
 
 DEFAULT_VARIANT = "mrrn_tiny.motion"
 
@@ -49,12 +59,14 @@ def _percent(value) -> str:
 
 def _list_arguments(parser):
     parser.add_argument("pattern", nargs="?", help="wildcard, e.g. 'mrrn_r*' or '*.paper'")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="only entries with weights (bundled or by URL)")
 
 
 def _list(args) -> int:
     from mrrn_keras.zoo import list_variants, variant_info
 
-    names = list_variants(args.pattern)
+    names = list_variants(args.pattern, pretrained=args.pretrained)
     rows = [("name", "dataset", "classes", "top-1", "weights")]
     for name in names:
         info = variant_info(name)
@@ -117,14 +129,14 @@ def _predict_arguments(parser):
     parser.add_argument("videos", nargs="*", metavar="VIDEO",
                         help="video files; none classifies the bundled sample clip")
     parser.add_argument("--variant", default=DEFAULT_VARIANT,
-                        help=f"registered name, entry folder or URL (default: {DEFAULT_VARIANT})")
-    parser.add_argument("--top-k", type=int, default=5, help="classes shown per video (default: 5)")
+                        help="registered name, entry folder, URL, or a .keras file from "
+                             "`mrrn finetune`")
+    parser.add_argument("--top_k", type=int, default=5, help="classes shown per video")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--stream", action="store_true",
                         help="classify every frame of each (long) file, decoded and fed chunk "
                              "by chunk with the SRU states carried over")
-    parser.add_argument("--chunk", type=int, default=16,
-                        help="frames per chunk with --stream (default: 16)")
+    parser.add_argument("--chunk", type=int, default=16, help="frames per chunk with --stream")
     parser.add_argument("--model", metavar="PATH",
                         help="with --stream: run an exported streaming model (a SavedModel "
                              "folder or stream.tflite from `mrrn export --stream`) and print a "
@@ -141,10 +153,11 @@ def _predict(args) -> int:
         iter_classify_videos,
         sample_clip_path,
     )
-    from mrrn_keras.zoo import load_mrrn, variant_info
+    from mrrn_keras.progress import progress_bar
+    from mrrn_keras.zoo import load_for_inference
 
     if args.top_k < 1:
-        print(f"mrrn predict: --top-k must be >= 1, got {args.top_k}", file=sys.stderr)
+        print(f"mrrn predict: --top_k must be >= 1, got {args.top_k}", file=sys.stderr)
         return 2
     if args.stream and (args.model or args.source):
         return _predict_timeline(args)
@@ -152,9 +165,7 @@ def _predict(args) -> int:
     if not videos:
         videos = [str(sample_clip_path())]
         print(f"No video given: classifying the bundled sample clip {videos[0]}", file=sys.stderr)
-    info = variant_info(args.variant)
-    model = load_mrrn(args.variant)
-    spec = info.input
+    model, spec, name, labels = load_for_inference(args.variant)
     if args.stream:
         from mrrn_keras.streaming import classify_videos_streaming
 
@@ -163,15 +174,17 @@ def _predict(args) -> int:
             return 2
         results = classify_videos_streaming(
             model, videos, size=(spec["height"], spec["width"]), chunk_len=args.chunk,
-            top_k=args.top_k, labels=info.labels,
+            top_k=args.top_k, labels=labels,
         )
     else:
         results = iter_classify_videos(
             model, videos, frames=spec["frames"], size=(spec["height"], spec["width"]),
-            sampling=spec["sampling"], top_k=args.top_k, labels=info.labels,
+            sampling=spec["sampling"], top_k=args.top_k, labels=labels,
         )
+    if len(videos) > 1:
+        results = progress_bar(results, total=len(videos), desc="predict", unit="video")
     if args.json:
-        print(f'{{"variant": {json.dumps(info.name)}, "predictions": [', flush=True)
+        print(f'{{"variant": {json.dumps(name)}, "predictions": [', flush=True)
     failed = False
     # Each result is printed as it comes; the JSON document streams out too.
     for i, result in enumerate(results):
@@ -241,20 +254,22 @@ def _json_item(result) -> dict:
 
 
 def _export_arguments(parser):
-    parser.add_argument("variant", metavar="NAME_OR_PATH", help="registered name, entry folder or URL")
-    parser.add_argument("--out", required=True, metavar="BASE_DIR",
+    parser.add_argument("variant", metavar="NAME_OR_PATH",
+                        help="registered name, entry folder, URL, or a .keras file from "
+                             "`mrrn finetune`")
+    parser.add_argument("--out_dir", required=True, metavar="BASE_DIR",
                         help="model base path for TF Serving; the version goes in BASE_DIR/N")
     parser.add_argument("--version", type=int, default=None,
-                        help="version number (default: one more than the largest in BASE_DIR)")
+                        help="version number; none: one more than the largest in BASE_DIR")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
-    parser.add_argument("--top-k", type=int, default=5,
-                        help="labels and scores returned per clip (default: 5)")
+    parser.add_argument("--top_k", type=int, default=5,
+                        help="labels and scores returned per clip")
     parser.add_argument("--xla", action="store_true",
                         help="keep the SRU loops XLA-compiled (the server then needs "
                              "--xla_cpu_compilation_enabled=true)")
     parser.add_argument("--format", choices=("savedmodel", "litert", "onnx"), default="savedmodel",
                         help="savedmodel (TF Serving; default), litert (built-in ops only) or "
-                             "onnx; all but the plain savedmodel write the folder --out")
+                             "onnx; all but the plain savedmodel write the folder --out_dir")
     parser.add_argument("--stream", action="store_true",
                         help="the streaming model with explicit state (init_states, step); "
                              "savedmodel or litert")
@@ -276,10 +291,16 @@ def _export(args) -> int:
         return _export_deploy(args)
     from mrrn_keras.export import export_for_serving
 
+    source, extra = args.variant, {}
+    if str(source).endswith(".keras"):
+        from mrrn_keras.zoo import load_for_inference
+
+        source, spec, _, _ = load_for_inference(source)
+        extra = dict(frames=spec["frames"], image_size=(spec["height"], spec["width"]))
     try:
         path = export_for_serving(
-            args.variant, args.out, version=args.version, overwrite=args.overwrite,
-            top_k=args.top_k, jit_compile=args.xla,
+            source, args.out_dir, version=args.version, overwrite=args.overwrite,
+            top_k=args.top_k, jit_compile=args.xla, **extra,
         )
     except (FileExistsError, ValueError) as err:
         print(f"mrrn export: {err}", file=sys.stderr)
@@ -293,7 +314,7 @@ def _export_deploy(args) -> int:
 
     try:
         path = export_model(
-            args.variant, args.out, format=args.format, stream=args.stream,
+            args.variant, args.out_dir, format=args.format, stream=args.stream,
             quantization=args.quantize, representative=args.calibration, frames=args.frames,
             overwrite=args.overwrite,
         )
@@ -320,20 +341,60 @@ COMMANDS = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `mrrn` parser; building it imports neither Keras nor TensorFlow."""
     parser = argparse.ArgumentParser(
-        prog="mrrn", description="MRRN video action recognition model zoo."
+        prog="mrrn", description="MRRN video action recognition model zoo.",
+        formatter_class=HelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="debug messages, and TensorFlow's own start-up lines")
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="warnings and errors only")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        sub = subparsers.add_parser(command.name, help=command.help, description=command.help,
+                                    formatter_class=HelpFormatter)
         command.add_arguments(sub)
         sub.set_defaults(run=command.run)
     return parser
 
 
+class _LogFormatter(logging.Formatter):
+    """Plain messages; warnings and errors say so."""
+
+    def format(self, record):
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+def _configure_logging(args) -> None:
+    """Shows the package's log on stderr: INFO by default, DEBUG with -v, WARNING with -q."""
+    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter("%(message)s"))
+    package = logging.getLogger("mrrn_keras")
+    package.handlers = [handler]
+    package.setLevel(level)
+    package.propagate = False
+    # TF_CPP_MIN_LOG_LEVEL=0 or 1 asks for TensorFlow's INFO or WARNING lines.
+    wants_tf_log = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
+    if not args.verbose and not wants_tf_log and args.command in ("predict", "export",
+                                                                         "prepare", "finetune",
+                                                                         "evaluate"):
+        from mrrn_keras.native_stderr import filter_native_stderr
+
+        filter_native_stderr()
+
+
 def main(argv=None) -> int:
     """Runs `mrrn`; returns the exit code (0 ok, 1 failed, 2 bad usage)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((token for token in argv if not token.startswith("-")), None)
+    args = parser.parse_args(canonical_argv(argv, option_strings(parser, command)))
+    _configure_logging(args)
     from mrrn_keras.errors import MRRNError
 
     try:

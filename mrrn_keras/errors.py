@@ -54,3 +54,11 @@ def require_tensorflow_backend(feature: str) -> None:
             f"{backend!r}. Run it with KERAS_BACKEND=tensorflow: a model saved under "
             f"{backend} (.keras or a zoo entry) loads there with the same weights."
         )
+
+
+class ConfigError(MRRNError, ValueError):
+    """A run's settings are invalid or do not fit the model or the data."""
+
+
+class RunFolderError(MRRNError, OSError):
+    """A run folder cannot be used: a file, not writable, or a finished run."""

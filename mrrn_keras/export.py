@@ -46,6 +46,7 @@ from mrrn_keras.errors import ExportError, require_tensorflow_backend
 from mrrn_keras.files import STASH_NAME, process_is_gone, replace_folder
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
+from mrrn_keras.progress import progress_bar
 from mrrn_keras.validation import MIN_IMAGE_SIZE, check_image_size, check_int
 
 logger = logging.getLogger(__name__)
@@ -235,8 +236,11 @@ def export_for_serving(
     version, claim = _claim_version(base_dir, version, overwrite=overwrite)
     target = base_dir / str(version)
     tmp = claim / "version"
+    # Tracing and saving take most of an export: a bar on a terminal shows it is alive.
+    bar = progress_bar(total=2 + warmup, desc="export", unit="step")
     try:
         tmp.mkdir()
+        bar.set_postfix_str("SavedModel")
         _write_saved_model(
             model,
             tmp,
@@ -246,10 +250,15 @@ def export_for_serving(
             frame_shape=tuple(model_size) if model_size else (None, None),
             resize_to=resize_to,
         )
+        bar.update()
         if warmup:
+            bar.set_postfix_str("warmup requests")
             _write_warmup(tmp, frames=frames, image_size=resize_to)
+            bar.update()
         replace_folder(tmp, target, overwrite=overwrite)
+        bar.update()
     finally:
+        bar.close()
         # After an exchange this holds the replaced version.
         shutil.rmtree(claim, ignore_errors=True)
     logger.info("Exported %s to %s", model.name, target)

@@ -10,15 +10,24 @@ stream plus the fused output. A run writes, under `out_dir`:
     run_config.json      the resolved configuration
     log.csv              per-epoch metrics (appended across restarts)
     tensorboard/         TensorBoard logs
-    backup/              BackupAndRestore state while training (deleted at the end)
-    best.weights.h5      the best epoch by validation fused accuracy
-    metrics.json         final video-level evaluation (top-1/5, per class, confusion)
+    backup/              resume state; deleted only once every output below is written
+    best.weights.h5      the best epoch by validation fused accuracy (with
+                         `validation_fraction`: groups held out of the training split)
+    metrics.json         final video-level evaluation on the test split (top-1/5, per
+                         class, confusion), how the model was chosen, videos used/skipped
     confusion_matrix.png, curves.png
     model.keras          the deploy model (fused output only)
     entry/               a zoo entry folder: config.json, card.md, weights, sha256
 
 A run killed at any point and started again with the same configuration
-resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`).
+resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`);
+killed after training, it goes straight to writing its outputs. A folder
+holding a finished run is refused unless `overwrite`; the data, the clip
+spec and the folder are checked before anything is written.
+
+The test split never chooses the model: with `validation_fraction` the epoch
+with the best accuracy on groups held out of the training split is kept,
+otherwise the last epoch; the test split is evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -35,12 +44,14 @@ import keras
 import tensorflow as tf
 
 from mrrn_keras.data.cache import open_cache
-from mrrn_keras.data.datasets import read_dataset
+from mrrn_keras.data.datasets import read_dataset, split_by_group, video_groups
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
 from mrrn_keras.distribute import is_chief, make_strategy, task_name
+from mrrn_keras.errors import ConfigError, RunFolderError
 from mrrn_keras.finetune_config import FinetuneConfig
 from mrrn_keras.model import MRRNBackbone
 from mrrn_keras.training import (
+    EpochLog,
     SkippedVideosCallback,
     compile_for_streams,
     evaluate_videos,
@@ -48,12 +59,18 @@ from mrrn_keras.training import (
     plot_confusion_matrix,
     plot_history,
 )
-from mrrn_keras.zoo import load_mrrn, save_entry, variant_info
+from mrrn_keras.zoo import load_mrrn, save_entry, save_model_file, variant_info
 
 logger = logging.getLogger(__name__)
 
 BEST_MONITOR = "val_probabilities_acc"
 _WARMUP_DONE = "warmup_done.weights.h5"
+
+
+def _variant_input(variant):
+    """The variant's input spec `{frames, height, width, sampling}` and fixed size or None."""
+    info = variant_info(variant)
+    return dict(info.input), info.model["image_size"]
 
 
 def _load_variant(variant, num_classes, class_names, pretrained):
@@ -63,15 +80,34 @@ def _load_variant(variant, num_classes, class_names, pretrained):
     )
 
 
-def resolve_clip_spec(config: FinetuneConfig, variant_input: dict | None) -> ClipSpec:
-    """The `ClipSpec` of a run: the config's values, else the variant's input spec."""
+def resolve_clip_spec(
+    config: FinetuneConfig, variant_input: dict | None, *, fixed_size=None
+) -> ClipSpec:
+    """The `ClipSpec` of a run: the config's values, else the variant's input spec.
+
+    Args:
+        config: a `FinetuneConfig` (its `frames`, `size`, `sampling`,
+            `stride`, `short`).
+        variant_input: the model's input spec `{frames, height, sampling}`
+            or None.
+        fixed_size: the model's fixed `(height, width)` input, or None when
+            it takes any size.
+
+    Raises:
+        ConfigError: no clip length or size, or a size the model cannot take.
+    """
     spec = variant_input or {}
     frames = config.frames or spec.get("frames")
     size = config.size or spec.get("height")
     if frames is None or size is None:
-        raise ValueError(
-            "The clip length and frame size come from the variant's input spec or from "
-            f"`frames` and `size`. Received: frames={config.frames!r}, size={config.size!r}"
+        raise ConfigError(
+            "The clip length and frame size come from the model's input spec or from "
+            f"--frames and --size. Received: frames={config.frames!r}, size={config.size!r}"
+        )
+    if fixed_size is not None and [size, size] != list(fixed_size):
+        raise ConfigError(
+            f"{config.variant} takes frames of exactly {fixed_size[0]}x{fixed_size[1]}; "
+            f"omit --size or pass --size {fixed_size[0]}. Received: size={size}"
         )
     return ClipSpec(
         clip_len=int(frames), size=int(size),
@@ -81,17 +117,57 @@ def resolve_clip_spec(config: FinetuneConfig, variant_input: dict | None) -> Cli
 
 
 def read_sources(config: FinetuneConfig):
-    """(train source, test source, class names): raw `VideoIndex`es or `FrameCache`s."""
+    """(train, validation or None, test, class names): raw `VideoIndex`es or `FrameCache`s.
+
+    With `validation_fraction`, whole groups of the training split (see
+    `video_groups`) become the validation part.
+    """
     if config.cache_dir:
+        if config.validation_fraction:
+            raise ConfigError(
+                "validation_fraction needs the raw videos (groups are held out by file "
+                "name); drop --cache_dir or use validation_fraction=0. "
+                f"Received: validation_fraction={config.validation_fraction}"
+            )
         train = open_cache(pathlib.Path(config.cache_dir) / "train")
         test = open_cache(pathlib.Path(config.cache_dir) / "test")
-    else:
-        train = read_dataset(config.data_format, config.data_dir, subset="train", split=config.split)
-        test = read_dataset(
-            config.data_format, config.data_dir, subset="test", split=config.split,
-            class_names=train.class_names,
+        return train, None, test, tuple(train.class_names)
+    layout = dict(split=config.split, videos_dir=config.videos_dir, splits_dir=config.splits_dir)
+    train = read_dataset(config.data_format, config.data_dir, subset="train", **layout)
+    test = read_dataset(config.data_format, config.data_dir, subset="test",
+                        class_names=train.class_names, **layout)
+    validation = None
+    if config.validation_fraction:
+        train, validation = split_by_group(
+            train, video_groups(train, config.data_format), config.validation_fraction,
+            seed=config.seed,
         )
-    return train, test, tuple(train.class_names)
+    return train, validation, test, tuple(train.class_names)
+
+
+def _num_videos(source) -> int:
+    return source.num_videos if hasattr(source, "num_videos") else len(source)
+
+
+def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
+    """Checks (and creates) the run folder; refuses a finished run unless `overwrite`."""
+    if out.exists() and not out.is_dir():
+        raise RunFolderError(f"{out}: --out_dir must be a folder; this is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFolderError(f"{out}: cannot create the run folder ({err.strerror})") from err
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise RunFolderError(f"{out}: the run folder is not writable")
+    finished = (out / "metrics.json").exists() and not (out / "backup").exists()
+    if finished and not config.overwrite:
+        raise RunFolderError(
+            f"{out}: holds a finished run (metrics.json); pass --overwrite to train again "
+            "and replace it, or choose another --out_dir"
+        )
+    if finished:
+        for name in ("log.csv", "best.weights.h5"):
+            (out / name).unlink(missing_ok=True)
 
 
 def _set_trunks_trainable(model, trainable: bool) -> None:
@@ -143,7 +219,8 @@ def _read_log(path) -> dict:
     columns = {}
     for row in rows:
         for key, value in row.items():
-            if key != "epoch" and value not in ("", None):
+            # "NA": a column a phase did not log (CSVLogger's filler).
+            if key != "epoch" and value not in ("", "NA", None):
                 columns.setdefault(key, []).append(float(value))
     return columns
 
@@ -168,6 +245,13 @@ def deploy_model(model):
     return model.with_heads(backbone=backbone, stream_outputs=False)
 
 
+def _selection_text(selection: dict) -> str:
+    if selection["method"] == "last_epoch":
+        return "the last epoch (no validation part was held out)"
+    return (f"the epoch with the best fused top-1 on {selection['validation_videos']} validation "
+            f"videos, whole groups held out of the training split (epoch {selection['best_epoch']})")
+
+
 def _card(name, config, spec, metrics, counts, seconds, command):
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     per_class = "\n".join(
@@ -177,7 +261,8 @@ def _card(name, config, spec, metrics, counts, seconds, command):
 
 {'Fine-tuned from' if config.pretrained else 'Trained from scratch (architecture of)'} `{config.variant}` with `mrrn_keras.finetune` on `{config.data_dir}`
 ({config.data_format}, split {config.split}): {counts['train']} training videos,
-{counts['test']} test videos, {len(metrics['per_class'])} classes.
+{counts['validation']} validation videos, {counts['test']} test videos used
+({counts['skipped']} unreadable files skipped), {len(metrics['per_class'])} classes.
 
 ## Protocol
 - Input: {spec.clip_len} frames at {spec.size}x{spec.size}, uint8 RGB, `{spec.mode}` sampling
@@ -188,6 +273,8 @@ def _card(name, config, spec, metrics, counts, seconds, command):
   {config.batch_size}, a loss per stream (weight {config.stream_weight}) plus the fused output,
   augmentation: {'random resized crops (min area ' + str(config.min_scale) + ')' if config.augment else 'none'},
   flips {'on' if config.flip else 'off'}; seed {config.seed}; {seconds / 60:.1f} min of training.
+- Model kept: {_selection_text(metrics['model_selection'])}. The test split chose nothing;
+  it was evaluated once, below.
 
 ## Results (test split, video level)
 top-1 {pct(metrics['top1'])}, {[k for k in metrics if k.startswith('top') and k != 'top1'][0]}
@@ -203,12 +290,15 @@ mean class accuracy {pct(metrics['mean_class_accuracy'])}.
 """
 
 
-def _callbacks(out, backup_dir, skipped, with_validation):
+def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
+        # Kept after `fit` (Keras deletes it by default): a run killed while
+        # writing its outputs resumes there instead of training again.
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
         SkippedVideosCallback(skipped),
+        keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
+        EpochLog(epochs, steps),
     ]
     if with_validation:
         callbacks.append(
@@ -240,13 +330,16 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         # Non-chief workers train in lockstep but keep their files (and
         # backups, found again after a restart) apart.
         out = out / f"worker_scratch_{task_name()}"
-    out.mkdir(parents=True, exist_ok=True)
     command = command or f"mrrn finetune ({config})"
+    # Everything that can be checked is, before the run folder is touched.
+    train_src, val_src, test_src, class_names = read_sources(config)
+    if build_model is not None:
+        variant_input, fixed_size = None, None
+    else:
+        variant_input, fixed_size = _variant_input(config.variant)
+    spec = resolve_clip_spec(config, variant_input, fixed_size=fixed_size)
+    _prepare_run_folder(config, out)
     (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
-
-    train_src, test_src, class_names = read_sources(config)
-    variant_input = None if build_model is not None else dict(variant_info(config.variant).input)
-    spec = resolve_clip_spec(config, variant_input)
     backup_root = out / "backup"
     resuming = backup_root.exists()
     if not resuming and (out / "log.csv").exists():
@@ -264,22 +357,38 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             else:
                 model = _load_variant(config.variant, len(class_names), class_names, config.pretrained)
         keys = output_keys(model)
-        skipped = SkippedVideos()
+        # One count per source: a file is reported once however often it is read.
+        skipped = {"train": SkippedVideos(), "validation": SkippedVideos(), "test": SkippedVideos()}
         augment = Augment(scale=(config.min_scale, 1.0), flip=config.flip) if config.augment else None
         train_ds = clip_dataset(
             train_src, spec, training=True, batch_size=config.batch_size, augment=augment,
-            on_error=config.on_error, skipped=skipped, label_keys=keys, seed=config.seed,
+            on_error=config.on_error, skipped=skipped["train"], label_keys=keys, seed=config.seed,
         )
-        val_ds = clip_dataset(
-            test_src, spec, training=False, batch_size=config.batch_size,
-            on_error=config.on_error, skipped=skipped, label_keys=keys, with_video_ids=False,
-        )
-        num_train = train_src.num_videos if hasattr(train_src, "num_videos") else len(train_src)
+        val_ds = None
+        if val_src is not None:
+            val_ds = clip_dataset(
+                val_src, spec, training=False, batch_size=config.batch_size,
+                on_error=config.on_error, skipped=skipped["validation"], label_keys=keys,
+                with_video_ids=False,
+            )
+            # A known length: Keras warns "ran out of data" after every pass over a
+            # dataset of unknown length (skippable videos make it so). A skipped
+            # video's place is taken by the first ones again.
+            val_ds = val_ds.repeat().take(-(-_num_videos(val_src) // config.batch_size))
+        num_train = _num_videos(train_src)
         # A fixed epoch length over a repeated stream: skipped videos leave the
         # cardinality unknown, and every multi-worker replica must take the
         # same number of steps.
         steps_per_epoch = max(1, num_train // config.batch_size)
         train_ds = train_ds.repeat()
+        # Files skipped before a restart, so they are still reported after it.
+        skipped_log = backup_root / "skipped_train.json"
+        if skipped_log.exists():
+            for path, reason in json.loads(skipped_log.read_text()).items():
+                skipped["train"].add(path, reason)
+            skipped["train"].take()  # counted in the run, not in the next epoch's report
+        fit_args = dict(validation_data=val_ds, steps_per_epoch=steps_per_epoch, verbose=0,
+                        shuffle=False)
 
         start = time.time()
         if config.warmup_epochs:
@@ -293,9 +402,9 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                     _compile(model, config, config.learning_rate)
                 _multi_worker_compat(model, strategy, train_ds)
                 model.fit(
-                    train_ds, validation_data=val_ds, epochs=config.warmup_epochs, verbose=2,
-                    steps_per_epoch=steps_per_epoch,
-                    callbacks=_callbacks(out, backup_root / "warmup", skipped, True),
+                    train_ds, epochs=config.warmup_epochs, **fit_args,
+                    callbacks=_callbacks(out, backup_root / "warmup", skipped["train"],
+                                         val_ds is not None, config.epochs, steps_per_epoch),
                 )
                 _set_trunks_trainable(model, True)
                 model.save_weights(str(done))
@@ -310,19 +419,30 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             _compile(model, config, schedule)
         _multi_worker_compat(model, strategy, train_ds)
         model.fit(
-            train_ds, validation_data=val_ds, epochs=config.epochs,
-            initial_epoch=config.warmup_epochs, steps_per_epoch=steps_per_epoch, verbose=2,
-            callbacks=_callbacks(out, backup_root / "main", skipped, True),
+            train_ds, epochs=config.epochs, initial_epoch=config.warmup_epochs, **fit_args,
+            callbacks=_callbacks(out, backup_root / "main", skipped["train"], val_ds is not None,
+                                 config.epochs, steps_per_epoch),
         )
         seconds = time.time() - start
-        if (out / "best.weights.h5").exists():
+        backup_root.mkdir(parents=True, exist_ok=True)
+        skipped_log.write_text(json.dumps(skipped["train"].files))
+        selection = {"method": "last_epoch"}
+        if val_ds is not None and (out / "best.weights.h5").exists():
             model.load_weights(str(out / "best.weights.h5"))
-        shutil.rmtree(backup_root, ignore_errors=True)
+            log = _read_log(out / "log.csv").get(BEST_MONITOR, [])
+            selection = {
+                "method": "best_validation_top1",
+                "validation_videos": _num_videos(val_src) - len(skipped["validation"].files),
+                "held_out": f"{config.validation_fraction:g} of the training split's groups",
+                "best_epoch": int(max(range(len(log)), key=log.__getitem__)) + 1 if log else None,
+            }
 
+        logger.info("Evaluating on the test split (%d videos, %d view(s) each)",
+                    _num_videos(test_src), config.eval_clips * config.eval_crops)
         eval_ds = clip_dataset(
             test_src, spec, training=False, batch_size=config.batch_size,
             num_clips=config.eval_clips, num_crops=config.eval_crops,
-            on_error=config.on_error, skipped=skipped,
+            on_error=config.on_error, skipped=skipped["test"],
         )
         metrics = evaluate_videos(model, eval_ds, class_names)
     finally:
@@ -331,21 +451,32 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     # float32 model (its variables were float32 all along).
     deploy = deploy_model(model)
 
+    skipped_files = {}
+    for source_skipped in skipped.values():
+        skipped_files.update(source_skipped.files)
+    counts = {
+        "train": num_train - len(skipped["train"].files),
+        "validation": 0 if val_src is None else selection.get("validation_videos", 0),
+        "test": metrics["videos"],
+        "skipped": len(skipped_files),
+    }
     metrics.update(
-        command=command, train_seconds=round(seconds, 1), skipped_videos=skipped.total,
+        command=command, train_seconds=round(seconds, 1), skipped_videos=len(skipped_files),
+        skipped_files=skipped_files, train_videos=counts["train"],
+        validation_videos=counts["validation"], model_selection=selection,
+        evaluated_on=f"test split, once, after training ({config.data_format}, split "
+                     f"{config.split})",
         eval_clips=config.eval_clips, eval_crops=config.eval_crops,
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
     plot_history(_read_log(out / "log.csv"), out / "curves.png")
-    deploy.save(str(out / "model.keras"))
+    input_spec = {"frames": spec.clip_len, "height": spec.size, "width": spec.size,
+                  "sampling": spec.mode}
+    save_model_file(deploy, out / "model.keras", input_spec=input_spec)
     dataset_name = pathlib.Path(config.data_dir).resolve().name or "dataset"
     architecture = "mrrn" if build_model is not None else pathlib.Path(config.variant).name
     name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
-    input_spec = {"frames": spec.clip_len, "height": spec.size, "width": spec.size,
-                  "sampling": spec.mode}
-    counts = {"train": num_train,
-              "test": test_src.num_videos if hasattr(test_src, "num_videos") else len(test_src)}
     top_k = next(k for k in metrics if k.startswith("top") and k != "top1")
     rows = [
         {"name": key, "value": round(metrics[key], 4), "split": "test", "subset": "probabilities",
@@ -360,6 +491,8 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         description=f"MRRN fine-tuned from {config.variant} on {dataset_name}.",
         card=_card(name, config, spec, metrics, counts, seconds, command),
     )
+    # Last: until here a restart resumes from the backup instead of training again.
+    shutil.rmtree(backup_root, ignore_errors=True)
     metrics["outputs"] = {
         "metrics": str(out / "metrics.json"), "model": str(out / "model.keras"),
         "entry": str(out / "entry" / name), "confusion_matrix": str(out / "confusion_matrix.png"),
@@ -395,7 +528,7 @@ def evaluate(
     )
     class_names = tuple(class_names or source.class_names)
     metrics = evaluate_videos(model, ds, class_names)
-    metrics["skipped_videos"] = skipped.total
+    metrics["skipped_videos"] = len(skipped.files)
     if out_dir is not None:
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

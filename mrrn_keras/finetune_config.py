@@ -11,6 +11,7 @@ import dataclasses
 from mrrn_keras.data.datasets import DATASET_FORMATS
 from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.distribute import STRATEGIES
+from mrrn_keras.errors import ConfigError
 from mrrn_keras.validation import check_int
 
 
@@ -21,9 +22,20 @@ class FinetuneConfig:
     Args:
         variant: str. Zoo name, entry folder or URL (see `load_mrrn`).
         data_format: str. One of `DATASET_FORMATS`.
-        data_dir: str. Dataset root (see `read_dataset`).
+        data_dir: str. Dataset root (see `read_dataset`); for ucf101 and
+            hmdb51 the folders the official archives unpack to are found
+            in it (see `mrrn_keras.data.datasets.find_layout`).
         out_dir: str. Run folder (outputs, backups).
         split: int. Split of ucf101 / hmdb51. Defaults to 1.
+        videos_dir, splits_dir: str or None. The video and split-file
+            folders of ucf101 / hmdb51, when not found under `data_dir`.
+        validation_fraction: float in [0, 0.5). Share of the training
+            videos held out (by group: a UCF-101 `gNN`, an HMDB-51 source
+            video) to choose the best epoch on. Defaults to 0: no
+            selection, the last epoch is kept. The test split is used once,
+            for the final evaluation.
+        overwrite: bool. Start over in an `out_dir` holding a finished run.
+            Defaults to False (refused).
         cache_dir: str or None. A frame cache from `mrrn prepare` holding
             `train/` and `test/`; used instead of the raw videos when set.
         frames, size, sampling: clip length, frame size and sampling mode;
@@ -60,6 +72,10 @@ class FinetuneConfig:
     data_dir: str
     out_dir: str
     split: int = 1
+    videos_dir: str | None = None
+    splits_dir: str | None = None
+    validation_fraction: float = 0.0
+    overwrite: bool = False
     cache_dir: str | None = None
     frames: int | None = None
     size: int | None = None
@@ -88,26 +104,34 @@ class FinetuneConfig:
 
     def __post_init__(self):
         if self.data_format not in DATASET_FORMATS:
-            raise ValueError(
+            raise ConfigError(
                 f"`data_format` must be one of {DATASET_FORMATS}. "
                 f"Received: data_format={self.data_format!r}"
             )
         if self.strategy not in STRATEGIES:
-            raise ValueError(
+            raise ConfigError(
                 f"`strategy` must be one of {STRATEGIES}. Received: strategy={self.strategy!r}"
             )
         if self.sampling is not None and self.sampling not in SAMPLING_MODES:
-            raise ValueError(
+            raise ConfigError(
                 f"`sampling` must be one of {SAMPLING_MODES}. Received: sampling={self.sampling!r}"
             )
         if self.short not in SHORT_POLICIES:
-            raise ValueError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
+            raise ConfigError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
         if self.eval_crops not in (1, 3):
-            raise ValueError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
+            raise ConfigError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
         for name in ("batch_size", "epochs", "eval_clips"):
-            check_int(name, getattr(self, name))
+            try:
+                check_int(name, getattr(self, name))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+        if not 0 <= self.validation_fraction < 0.5:
+            raise ConfigError(
+                "`validation_fraction` must be in [0, 0.5). "
+                f"Received: validation_fraction={self.validation_fraction!r}"
+            )
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(
+            raise ConfigError(
                 "`warmup_epochs` must be in [0, epochs). "
                 f"Received: warmup_epochs={self.warmup_epochs}, epochs={self.epochs}"
             )
@@ -116,10 +140,17 @@ class FinetuneConfig:
 FIELD_HELP = {
     "variant": "Zoo variant name, entry folder or URL to start from.",
     "data_format": f"Dataset layout: one of {', '.join(DATASET_FORMATS)}.",
-    "data_dir": "Dataset root (ucf101/hmdb51: videos/ + splits/; folder: train/ and test/ "
-    "of class folders; csv: train.csv and test.csv).",
+    "data_dir": "Dataset root (ucf101: UCF-101/ + ucfTrainTestlist/ as unpacked, or videos/ + "
+    "splits/; hmdb51: class folders + testTrainMulti_7030_splits/, or videos/ + splits/; "
+    "folder: train/ and test/ of class folders; csv: train.csv and test.csv).",
     "out_dir": "Run folder: logs, backups, checkpoints, metrics, plots, model, zoo entry.",
     "split": "Split number for ucf101/hmdb51.",
+    "videos_dir": "ucf101/hmdb51: folder of class folders of videos (default: found in "
+    "data_dir).",
+    "splits_dir": "ucf101/hmdb51: folder of the split files (default: found in data_dir).",
+    "validation_fraction": "Share of training videos (whole groups) held out to pick the best "
+    "epoch; 0 keeps the last epoch. The test split is evaluated once, at the end.",
+    "overwrite": "Start over in an out_dir that holds a finished run (refused otherwise).",
     "cache_dir": "Frame cache from `mrrn prepare` (holding train/ and test/) to read "
     "instead of the raw videos.",
     "frames": "Frames per clip (default: the variant's).",
@@ -149,8 +180,39 @@ FIELD_HELP = {
 }
 
 
-def config_options() -> list[tuple[str, type, object, bool, str]]:
-    """`(name, type, default, required, help)` of every `FinetuneConfig` field.
+# Fields whose values are a closed set: argparse `choices`, absl enums.
+FIELD_CHOICES = {
+    "data_format": DATASET_FORMATS,
+    "sampling": SAMPLING_MODES,
+    "short": SHORT_POLICIES,
+    "strategy": STRATEGIES,
+    "on_error": ("skip", "raise"),  # mrrn_keras.data.pipeline.ERROR_POLICIES (loads TensorFlow)
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One command-line option of a `FinetuneConfig` field.
+
+    Attributes:
+        name: the field and option name.
+        kind: str, int, float or bool.
+        default: the field's default (None when required).
+        required: bool. The field has no default.
+        help: one line.
+        choices: the allowed values, or None.
+    """
+
+    name: str
+    kind: type
+    default: object
+    required: bool
+    help: str
+    choices: tuple | None = None
+
+
+def config_options() -> list[Option]:
+    """The `Option` of every `FinetuneConfig` field.
 
     The recipe's absl flags and the CLI's arguments are both generated from
     this, so the two cannot drift apart.
@@ -161,5 +223,6 @@ def config_options() -> list[tuple[str, type, object, bool, str]]:
         kind = types[str(field.type).split("|")[0].strip()]
         required = field.default is dataclasses.MISSING
         default = None if required else field.default
-        options.append((field.name, kind, default, required, FIELD_HELP[field.name]))
+        options.append(Option(field.name, kind, default, required, FIELD_HELP[field.name],
+                              FIELD_CHOICES.get(field.name)))
     return options

@@ -2,11 +2,13 @@
 
 import logging
 import os
+import time
 
 import keras
 import numpy as np
 
 from mrrn_keras.model import FUSED_OUTPUT
+from mrrn_keras.progress import progress_bar
 
 logger = logging.getLogger(__name__)
 
@@ -133,15 +135,24 @@ def classification_metrics(scores, labels, class_names=None, *, top_k: int = 5) 
     }
 
 
-def predict_views(model, dataset):
+def predict_views(model, dataset, *, progress: bool | None = None):
     """Runs `model` over `(frames, labels, video_ids)` batches.
+
+    Args:
+        model: a Keras model.
+        dataset: the batches.
+        progress: bool or None. A bar of batches done on stderr; `None`
+            shows it on a terminal.
 
     Returns:
         `(scores, labels, video_ids)`: scores `{output: (N, K)}` (one entry,
         `"probabilities"`, for a single-output model), labels and ids `(N,)`.
     """
     scores, labels, ids = {}, [], []
-    for frames, y, video_ids in dataset:
+    total = int(dataset.cardinality()) if hasattr(dataset, "cardinality") else None
+    batches = progress_bar(dataset, enabled=progress, desc="evaluate", unit="batch",
+                           total=total if total and total > 0 else None)
+    for frames, y, video_ids in batches:
         # NumPy in: the batches come from tf.data under every Keras backend.
         out = model.predict_on_batch(np.asarray(frames))
         out = out if isinstance(out, dict) else {FUSED_OUTPUT: out}
@@ -159,7 +170,8 @@ def predict_views(model, dataset):
     )
 
 
-def evaluate_videos(model, dataset, class_names=None, *, top_k: int = 5) -> dict:
+def evaluate_videos(model, dataset, class_names=None, *, top_k: int = 5,
+                    progress: bool | None = None) -> dict:
     """Video-level evaluation: scores of a video's views (clips x crops) averaged.
 
     Args:
@@ -168,13 +180,14 @@ def evaluate_videos(model, dataset, class_names=None, *, top_k: int = 5) -> dict
             `clip_dataset(..., training=False, num_clips=10)`.
         class_names: names for the per-class accuracies.
         top_k: k of the top-k accuracy.
+        progress: bool or None. A progress bar (see `predict_views`).
 
     Returns:
         `classification_metrics` of the fused output, plus `"videos"`,
         `"views"` (views per video, on average) and `"by_output"`
         `{output: top-1}` for every output.
     """
-    scores, labels, ids = predict_views(model, dataset)
+    scores, labels, ids = predict_views(model, dataset, progress=progress)
     videos, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
     counts = np.bincount(inverse)
     averaged = {}
@@ -240,7 +253,10 @@ def plot_history(history: dict, path, *, title="Training curves") -> None:
         if base == "loss" or (base.endswith("acc") and base.startswith(FUSED_OUTPUT)):
             ax = loss_ax if base == "loss" else acc_ax
             ax.plot(range(1, len(values) + 1), values, marker="o", label=key)
+    from matplotlib.ticker import MaxNLocator
+
     for ax, name in ((loss_ax, "loss"), (acc_ax, "fused accuracy")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
@@ -255,7 +271,7 @@ def plot_history(history: dict, path, *, title="Training curves") -> None:
 class SkippedVideosCallback(keras.callbacks.Callback):
     """Reports the videos a pipeline skipped, at the end of every epoch.
 
-    Adds `skipped_videos` (count since the last epoch end) to the epoch's
+    Adds `skipped_videos` (distinct files since the last epoch end) to the epoch's
     logs, so `CSVLogger` and TensorBoard record it, and logs a warning
     naming them. Decoding runs ahead of training (prefetch), so a video is
     reported at the end of the epoch in which it was read.
@@ -270,7 +286,8 @@ class SkippedVideosCallback(keras.callbacks.Callback):
         self.skipped = skipped
 
     def on_epoch_end(self, epoch, logs=None):
-        pending = self.skipped.take()
+        # A file met twice in one epoch (the stream repeats) is one skipped video.
+        pending = list(dict(self.skipped.take()).items())
         if logs is not None:
             logs["skipped_videos"] = len(pending)
         if pending:
@@ -279,3 +296,46 @@ class SkippedVideosCallback(keras.callbacks.Callback):
                 "; ".join(f"{p} ({r})" for p, r in pending[:10])
                 + (" ..." if len(pending) > 10 else ""),
             )
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One short log line per epoch, and a bar of its steps on a terminal.
+
+    Replaces `fit(verbose=2)`, whose line lists every metric of every stream.
+    The line: epoch, loss, fused top-1 on the training batches and, when
+    there is validation data, on it, skipped videos, seconds.
+
+    Args:
+        epochs: total epochs (for "epoch k/N").
+        steps: steps per epoch (for the bar).
+        progress: bool or None. The bar; `None` shows it on a terminal.
+    """
+
+    def __init__(self, epochs: int, steps: int, *, progress: bool | None = None):
+        super().__init__()
+        self.epochs = epochs
+        self.steps = steps
+        self.progress = progress
+        self._bar = None
+        self._start = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+        self._bar = progress_bar(total=self.steps, enabled=self.progress,
+                                 desc=f"epoch {epoch + 1}/{self.epochs}", unit="step")
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._bar.update()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._bar.close()
+        logs = logs or {}
+        parts = [f"loss {logs['loss']:.4f}"] if "loss" in logs else []
+        for key, name in ((f"{FUSED_OUTPUT}_acc", "train top-1"),
+                          (f"val_{FUSED_OUTPUT}_acc", "validation top-1")):
+            if key in logs:
+                parts.append(f"{name} {100 * logs[key]:.1f}%")
+        if logs.get("skipped_videos"):
+            parts.append(f"{int(logs['skipped_videos'])} videos skipped")
+        parts.append(f"{time.time() - self._start:.0f} s")
+        logger.info("epoch %d/%d: %s", epoch + 1, self.epochs, ", ".join(parts))

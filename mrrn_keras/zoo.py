@@ -33,7 +33,6 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib.resources
-import inspect
 import json
 import os
 import pathlib
@@ -45,16 +44,23 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Mapping
-
-import keras
+from typing import TYPE_CHECKING
 
 from mrrn_keras.data.video import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name, replace_folder
-from mrrn_keras.legacy import is_legacy_weights, legacy_view
-from mrrn_keras.model import FUSED_OUTPUT, MRRN, MRRNBackbone, MRRNVideoClassifier
 from mrrn_keras.validation import MIN_IMAGE_SIZE
+
+if TYPE_CHECKING:
+    import keras
+
+    from mrrn_keras.model import MRRN, MRRNVideoClassifier
+
+# Reading entries (`list_variants`, `variant_info`) imports neither Keras nor
+# the model, so `mrrn list` and `mrrn info` start at once; loading does.
+# tests/test_zoo.py holds these constants to `mrrn_keras.model`.
+FUSED_OUTPUT = "probabilities"
 
 ENTRY_FILE = "config.json"
 CARD_FILE = "card.md"
@@ -62,17 +68,21 @@ WEIGHTS_SUFFIX = ".weights.h5"
 # Metric subsets that mean "the fused output" (the model's own output).
 FUSED_SUBSETS = (FUSED_OUTPUT, "fused")
 # Every `MRRN` constructor argument (the keys of an entry's `model`) and its
-# default (`inspect.Parameter.empty` for `num_classes`, which has none).
+# default (`num_classes` has none).
 MODEL_DEFAULTS = {
-    name: p.default
-    for name, p in inspect.signature(MRRN.__init__).parameters.items()
-    if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    "num_classes": None, "backbone": "resnet34", "streams": ("low", "mid", "high"),
+    "backbone_width": 1.0, "backbone_weights": None, "backbone_mode": "shared",
+    "sru_units": 1024, "sru_layers": 3, "state_gates": False, "sru_dropout": 0.0,
+    "time_pooling": "mean", "tap_pooling": "avg", "dropout": 0.5, "fusion": "fixed",
+    "fusion_weights": None, "stream_outputs": False, "class_names": None, "image_size": None,
+    "implementation": "auto",
 }
 MODEL_ARGUMENTS = tuple(MODEL_DEFAULTS)
 # The `MRRNBackbone` arguments among them; the rest are the heads'.
-BACKBONE_ARGUMENTS = tuple(
-    name for name in inspect.signature(MRRNBackbone.__init__).parameters
-    if name in MODEL_DEFAULTS
+BACKBONE_ARGUMENTS = (
+    "backbone", "streams", "backbone_width", "backbone_weights", "backbone_mode", "sru_units",
+    "sru_layers", "state_gates", "sru_dropout", "time_pooling", "tap_pooling", "image_size",
+    "implementation",
 )
 WEIGHTS_FILE = "model.weights.h5"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -303,7 +313,8 @@ def _check_model(check: _Checker, model: dict) -> dict:
     if "num_classes" not in model:
         check.fail("model.num_classes", "is missing (it has no default)")
     # A missing argument takes the constructor's default, as in MRRN(**model).
-    model = {**{k: _thaw_default(v) for k, v in MODEL_DEFAULTS.items()}, **model}
+    defaults = {k: v for k, v in MODEL_DEFAULTS.items() if k != "num_classes"}
+    model = {**{k: _thaw_default(v) for k, v in defaults.items()}, **model}
     num_classes = model["num_classes"]
     if not _is_type(num_classes, int) or num_classes < 1:
         check.fail("model.num_classes", f"must be a positive integer. Received: {num_classes!r}")
@@ -391,20 +402,30 @@ def _registry() -> dict[str, pathlib.Path]:
     }
 
 
-def list_variants(pattern: str | None = None) -> list[str]:
-    """Registered variant names, sorted, optionally filtered by a wildcard.
+def _natural_key(name: str) -> list:
+    """Sorts digits by value: `mrrn_r18` before `mrrn_r101`."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_variants(pattern: str | None = None, *, pretrained: bool = False) -> list[str]:
+    """Registered variant names in natural order, optionally filtered.
 
     Args:
         pattern: str or None. An `fnmatch` pattern such as `"mrrn_r*"` or
             `"*.paper"`.
+        pretrained: bool. Only entries with weights (bundled or by URL).
 
     Example:
 
-    >>> "mrrn_r34.paper" in list_variants("mrrn_r*")
-    True
+    >>> list_variants("mrrn_r*.paper")[:3]
+    ['mrrn_r18.paper', 'mrrn_r34.paper', 'mrrn_r50.paper']
     """
-    names = list(_registry())
-    return fnmatch.filter(names, pattern) if pattern else names
+    names = sorted(_registry(), key=_natural_key)
+    if pattern:
+        names = fnmatch.filter(names, pattern)
+    if pretrained:
+        names = [name for name in names if variant_info(name).weights is not None]
+    return names
 
 
 def _unknown(name: str) -> ZooError:
@@ -543,6 +564,8 @@ def _cache_file_name(info: VariantInfo, url: str) -> str:
 
 
 def _build(kwargs: dict, info: VariantInfo) -> MRRN:
+    from mrrn_keras.model import MRRN
+
     try:
         return MRRN(**kwargs)
     except (TypeError, ValueError) as err:
@@ -550,6 +573,8 @@ def _build(kwargs: dict, info: VariantInfo) -> MRRN:
 
 
 def _load_weights(model, path, info: VariantInfo) -> None:
+    from mrrn_keras.legacy import is_legacy_weights, legacy_view
+
     try:
         # A file written before the backbone/classifier split is read by the old layout.
         target = legacy_view(model) if is_legacy_weights(path) else model
@@ -576,6 +601,11 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
         WeightsError: the file is missing, not a `.keras` archive, or
             refused; the message names it and gives Keras' reason on one line.
     """
+    import keras
+
+    import mrrn_keras.model  # noqa: F401  (registers the MRRN layers with Keras)
+    from mrrn_keras.legacy import is_legacy_weights, legacy_view
+
     path = pathlib.Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such model file; pass a .keras file saved by model.save")
@@ -594,6 +624,78 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     # What Keras raises for a malformed or refused archive varies with its content.
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
         raise WeightsError(f"{path}: cannot load the model: {_keras_reason(err)}") from err
+
+
+MODEL_FILE_INPUT = "mrrn_input.json"  # the input spec, stored inside a `.keras` archive
+
+
+def save_model_file(model, path: str | os.PathLike, *, input_spec: Mapping) -> pathlib.Path:
+    """Saves a whole model as `.keras` with its input spec inside, atomically.
+
+    `load_for_inference` (and so `mrrn predict`, `mrrn export` and `mrrn
+    evaluate`) reads the clip length, size and sampling back from the file.
+
+    Args:
+        model: a Keras model.
+        path: the `.keras` file to write; replaced only once complete.
+        input_spec: `{frames, height, width, sampling}`.
+
+    Returns:
+        The path written.
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
+    try:
+        model.save(str(tmp))
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(MODEL_FILE_INPUT, json.dumps(dict(input_spec)))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def model_file_input(path: str | os.PathLike) -> dict | None:
+    """The input spec stored in a `.keras` file by `save_model_file`, or None."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if MODEL_FILE_INPUT not in archive.namelist():
+                return None
+            spec = json.loads(archive.read(MODEL_FILE_INPUT))
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None
+    return spec if isinstance(spec, dict) else None
+
+
+def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True):
+    """A model ready to classify clips, with what its inputs must be.
+
+    Args:
+        variant: a registered name, entry folder or URL (see `load_mrrn`),
+            or a `.keras` file written by `mrrn finetune`.
+        require_spec: bool. Refuse a `.keras` file without an input spec;
+            False returns None as its spec.
+
+    Returns:
+        `(model, input spec {frames, height, width, sampling} or None, name,
+        labels or None)`.
+
+    Raises:
+        ZooError: an unknown variant, or a `.keras` file that does not
+            record its input spec (one saved by plain `model.save`).
+        WeightsError: weights or the `.keras` file cannot be read.
+    """
+    if str(variant).endswith(".keras"):
+        spec = model_file_input(variant)
+        model = load_model_file(variant)
+        if spec is None and require_spec:
+            raise ZooError(
+                f"{variant}: the model file does not record its input spec (frames, size, "
+                "sampling); use a .keras file written by `mrrn finetune`, or its entry/ folder"
+            )
+        return model, spec, pathlib.Path(variant).name, getattr(model, "class_names", None)
+    info = variant_info(variant)
+    return load_mrrn(variant), dict(info.input), info.name, info.labels
 
 
 def _keras_reason(err: BaseException, limit: int = 600) -> str:
@@ -697,6 +799,8 @@ def _transfer(model: MRRN, changes: dict, info: VariantInfo) -> MRRNVideoClassif
     """The pretrained `model` with `changes`: its backbone (or a copy with other
     arguments and the same weights) under heads that keep their weights unless
     the classes change."""
+    from mrrn_keras.model import MRRNBackbone
+
     backbone_changes = _pick(changes, BACKBONE_ARGUMENTS)
     head_changes = {k: v for k, v in changes.items() if k not in BACKBONE_ARGUMENTS}
     head_changes.pop("name", None)
@@ -768,6 +872,8 @@ def save_entry(
     >>> info.name, info.labels, load_mrrn(folder).count_params() == info.params
     ('mrrn_tiny.demo', ('a', 'b'), True)
     """
+    from mrrn_keras.model import MRRNVideoClassifier
+
     if not isinstance(model, MRRNVideoClassifier):
         raise ValueError(
             f"`model` must be an MRRNVideoClassifier. Received: model of type {type(model).__name__}"

@@ -47,16 +47,20 @@ import keras  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
+from mrrn_keras.errors import MRRNError  # noqa: E402
 from mrrn_keras.finetune import finetune  # noqa: E402
 from mrrn_keras.finetune_config import FinetuneConfig, config_options  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
            bool: flags.DEFINE_boolean}
-for _name, _kind, _default, _required, _help in config_options():
-    _DEFINE[_kind](_name, _default, _help)
-    if _required and _name in ("variant", "out_dir"):
-        flags.mark_flag_as_required(_name)
+for _option in config_options():
+    if _option.choices:
+        flags.DEFINE_enum(_option.name, _option.default, list(_option.choices), _option.help)
+    else:
+        _DEFINE[_option.kind](_option.name, _option.default, _option.help)
+    if _option.required and _option.name in ("variant", "out_dir"):
+        flags.mark_flag_as_required(_option.name)
 flags.DEFINE_boolean("make_motion_data", False, "Generate a motion dataset at --data_dir if missing.")
 flags.DEFINE_list("motion_classes", ["grow", "shrink", "rotate_cw", "rotate_ccw"],
                   f"Motion classes to generate, from {', '.join(MOTION_CLASSES)}.")
@@ -69,7 +73,7 @@ flags.DEFINE_boolean("smoke", False, "Tiny sizes: generated data, 1 epoch, no XL
 
 def main(argv):
     del argv
-    values = {name: FLAGS[name].value for name, *_ in config_options()}
+    values = {option.name: FLAGS[option.name].value for option in config_options()}
     if FLAGS.smoke:
         # No XLA on TensorFlow (compiling costs more than 8 tiny steps); JAX
         # without jit runs op by op, far slower still.
@@ -90,11 +94,17 @@ def main(argv):
     if not values["data_dir"] or not values["data_format"]:
         raise app.UsageError("--data_dir and --data_format are needed (or --smoke)")
     command = "python " + " ".join(["recipes/finetune.py", *sys.argv[1:]])
-    metrics = finetune(FinetuneConfig(**values), command=command)
+    try:
+        metrics = finetune(FinetuneConfig(**values), command=command)
+    except MRRNError as err:  # bad input: one line, no traceback
+        logging.error("%s", err)
+        sys.exit(1)
     logging.info(
-        "top-1 %.4f over %d videos (%d skipped), %.0f s training; outputs: %s",
-        metrics["top1"], metrics["videos"], metrics["skipped_videos"], metrics["train_seconds"],
-        metrics["outputs"],
+        "top-1 %.4f on %d test videos (trained on %d, model: %s; %d unreadable files "
+        "skipped), %.0f s training; outputs: %s",
+        metrics["top1"], metrics["videos"], metrics["train_videos"],
+        metrics["model_selection"]["method"], metrics["skipped_videos"],
+        metrics["train_seconds"], metrics["outputs"],
     )
 
 

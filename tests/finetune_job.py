@@ -6,6 +6,7 @@ It builds a tiny MRRN instead of loading a zoo variant, so it needs no entry.
 """
 
 import json
+import logging
 import os
 import sys
 
@@ -15,6 +16,8 @@ import tensorflow as tf  # noqa: E402
 
 
 def main(argv):
+    # The run's epoch lines are log records: the resume test reads them here.
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     fields = json.loads(argv[1])
     if len(argv) > 2:
         cpu = tf.config.list_physical_devices("CPU")[0]

@@ -170,3 +170,107 @@ def test_predict_prints_each_result_as_it_comes(capsys, entry, videos, monkeypat
     assert cli.main(["predict", *paths, "--variant", str(entry), "--top-k", "1"]) == 0
     printed = "".join(seen)
     assert printed.count(str(videos["good"])) >= 2  # before the last file was decoded
+
+
+KERAS_FREE = """
+import sys
+from mrrn_keras.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("keras", "tensorflow", "jax") if m in sys.modules)
+print("HEAVY", heavy, "CODE", code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["list"], ["info", "mrrn_tiny.motion"], ["--help"],
+                                  ["--version"], ["finetune", "--help"], ["evaluate", "--help"]])
+def test_quick_commands_import_no_keras_or_tensorflow(argv):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", KERAS_FREE, *argv], capture_output=True,
+                          text=True, timeout=120)
+    assert "HEAVY [] CODE 0" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_version_and_one_vocabulary(capsys):
+    from mrrn_keras import __version__
+
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"mrrn {__version__}"
+    parser = cli.build_parser()
+    known = cli.option_strings(parser, "finetune")
+    for old in ("--top-k", "--format", "--out", "--nopretrained"):
+        assert old not in known  # shown nowhere, still accepted:
+    args = parser.parse_args(cli.canonical_argv(
+        ["finetune", "--variant", "v", "--format", "csv", "--data_dir", "d", "--out", "o",
+         "--nopretrained"], known))
+    assert (args.data_format, args.out_dir, args.pretrained) == ("csv", "o", False)
+    with pytest.raises(SystemExit):  # a closed set is checked by the parser
+        parser.parse_args(["finetune", "--variant", "v", "--data_format", "kinetics",
+                           "--data_dir", "d", "--out_dir", "o"])
+    help_text = parser._subparsers._group_actions[0].choices["finetune"].format_help()
+    assert "(default: 10)" in help_text and "{ucf101,hmdb51,folder,csv}" in help_text
+
+
+def test_list_filters_entries_with_weights(capsys):
+    assert cli.main(["list", "--pretrained"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["mrrn_tiny.motion"]
+
+
+def test_log_messages_reach_stderr_unless_quiet(capsys, entry, tmp_path):
+    import logging
+
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    cli._configure_logging(cli.build_parser().parse_args(["list"]))
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    assert "hello from the library" in capsys.readouterr().err
+    cli._configure_logging(cli.build_parser().parse_args(["-q", "list"]))
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    logging.getLogger("mrrn_keras.test").warning("look out")
+    assert capsys.readouterr().err == "warning: look out\n"
+
+
+def test_native_start_up_noise_is_dropped_real_errors_kept():
+    from mrrn_keras.native_stderr import is_noise
+
+    lines = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1796009161.546580   31508 cudart_stub.cc:31] Could not find cuda drivers "
+        "on your machine, GPU will not be used.",
+        "E0000 00:00:1796009177.853584   31508 cuda_platform.cc:52] failed call to cuInit: "
+        "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+    ]
+    assert all(is_noise(line, has_nvidia_driver=False) for line in lines)
+    assert not is_noise(lines[2], has_nvidia_driver=True)  # a GPU machine: a real error
+    assert not is_noise("E0000 00:00:1.1 1 op.cc:1] something failed", has_nvidia_driver=False)
+    assert not is_noise("mrrn predict: x.avi: file not found")
+
+
+def test_predict_command_stderr_has_no_tensorflow_start_up_lines():
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "mrrn_keras.cli", "predict"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "MoveLeft" in done.stdout, done.stderr[-3000:]
+    assert "cuInit" not in done.stderr and "I0000" not in done.stderr, done.stderr
+    assert "bundled sample clip" in done.stderr
+
+
+def test_predict_and_export_take_the_keras_file_finetune_writes(capsys, entry, videos, tmp_path):
+    from mrrn_keras.zoo import save_model_file, variant_info
+
+    model = load_mrrn(entry)
+    path = save_model_file(model, tmp_path / "model.keras",
+                           input_spec=dict(variant_info(entry).input))
+    assert cli.main(["predict", str(videos["good"]), "--variant", str(path), "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)["predictions"]
+    assert {r["label"] for r in result["top_k"]} <= set(LABELS)
+    assert cli.main(["export", str(path), "--out_dir", str(tmp_path / "serving")]) == 0
+    assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()

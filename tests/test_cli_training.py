@@ -22,7 +22,7 @@ def test_prepare_writes_a_cache_per_subset(tmp_path, capsys):
     write_class_videos(tmp_path / "data" / "test", {"b": 1})
     (tmp_path / "data" / "test" / "b" / "broken.avi").write_bytes(b"\0" * 64)
     args = parse(cli_training.prepare_arguments, [
-        "--format", "folder", "--data_dir", str(tmp_path / "data"), "--out", str(tmp_path / "c"),
+        "--data_format", "folder", "--data_dir", str(tmp_path / "data"), "--out_dir", str(tmp_path / "c"),
         "--short_side", "32"])
     assert cli_training.prepare(args) == 0
     out = capsys.readouterr().out
@@ -50,7 +50,7 @@ def test_evaluate_refuses_a_model_of_other_classes(tmp_path):
 
     write_class_videos(tmp_path / "test", {"x": 1})
     args = parse(cli_training.evaluate_arguments, [
-        "--variant", "mrrn_tiny.motion", "--format", "folder", "--data_dir", str(tmp_path)])
+        "--variant", "mrrn_tiny.motion", "--data_format", "folder", "--data_dir", str(tmp_path)])
     with pytest.raises(DatasetError, match=r"\['x'\]"):
         cli_training.evaluate(args)
 

@@ -105,3 +105,31 @@ def test_csv_errors_name_file_and_line(tmp_path, text, match):
 def test_unknown_format():
     with pytest.raises(ValueError, match="Received: format='kinetics'"):
         datasets.read_dataset("kinetics", "/tmp")
+
+
+def test_the_official_archives_layouts_are_found(tmp_path):
+    # UCF-101 as UCF101.rar and the RecognitionTask zip unpack: UCF-101/ + ucfTrainTestlist/.
+    ucf = tmp_path / "ucf"
+    (ucf / "UCF-101" / "Drum").mkdir(parents=True)
+    (ucf / "ucfTrainTestlist").mkdir()
+    (ucf / "ucfTrainTestlist" / "classInd.txt").write_text("1 Drum\n")
+    (ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("Drum/v_Drum_g08_c01.avi 1\n")
+    train = datasets.read_dataset("ucf101", ucf, subset="train")
+    assert train.paths == (str((ucf / "UCF-101" / "Drum" / "v_Drum_g08_c01.avi").resolve()),)
+    # HMDB-51: class folders next to testTrainMulti_7030_splits/.
+    hmdb = tmp_path / "hmdb"
+    (hmdb / "brush_hair").mkdir(parents=True)
+    (hmdb / "testTrainMulti_7030_splits").mkdir()
+    (hmdb / "testTrainMulti_7030_splits" / "brush_hair_test_split1.txt").write_text(
+        "April_09_brush_hair_u_nm_np1_ba_goo_0.avi 2\n")
+    test = datasets.read_dataset("hmdb51", hmdb, subset="test")
+    assert test.paths == (str((hmdb / "brush_hair" / "April_09_brush_hair_u_nm_np1_ba_goo_0.avi")
+                              .resolve()),)
+    # Folders anywhere, named by flags.
+    moved = tmp_path / "elsewhere"
+    (hmdb / "testTrainMulti_7030_splits").rename(moved)
+    with pytest.raises(DatasetError, match="no hmdb51 split folder.*testTrainMulti_7030_splits"):
+        datasets.read_dataset("hmdb51", hmdb, subset="test")
+    again = datasets.read_dataset("hmdb51", hmdb, subset="test", splits_dir=moved,
+                                  videos_dir=hmdb)
+    assert again == test

@@ -86,15 +86,23 @@ def test_each_format_indexes_fits_and_evaluates(tmp_path, fmt, model):
     assert np.asarray(metrics["confusion_matrix"]).sum() == 2
 
 
-def test_finetune_run_writes_everything(tmp_path):
+def test_finetune_run_writes_everything(tmp_path, recwarn, caplog):
     write_format(tmp_path / "data", "folder")
     write_class_videos(tmp_path / "data" / "train", {"a": 1, "b": 1}, ext=".mp4")
     config = FinetuneConfig(
         variant="tiny", data_format="folder", data_dir=str(tmp_path / "data"),
         out_dir=str(tmp_path / "run"), frames=4, size=32, batch_size=2, epochs=2,
         warmup_epochs=1, eval_clips=2, jit_compile=False, entry_name="mrrn_test.ab",
+        validation_fraction=0.25,
     )
-    metrics = finetune(config, build_model=tiny_mrrn, command="pytest")
+    with caplog.at_level("INFO", logger="mrrn_keras"):
+        metrics = finetune(config, build_model=tiny_mrrn, command="pytest")
+    # A correct run: no Keras warning, one short line per epoch.
+    assert not [w for w in recwarn if "ran out of data" in str(w.message)
+                or "shuffle" in str(w.message)]
+    epoch_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split(":")[0] for line in epoch_lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all(len(line) < 120 and "validation top-1" in line for line in epoch_lines)
     run = tmp_path / "run"
     for name in ("metrics.json", "confusion_matrix.png", "curves.png", "model.keras",
                  "log.csv", "run_config.json", "best.weights.h5"):
@@ -103,6 +111,10 @@ def test_finetune_run_writes_everything(tmp_path):
     assert list((run / "tensorboard" / "train").glob("events.out.tfevents.*"))
     saved = json.loads((run / "metrics.json").read_text())
     assert saved["top1"] == metrics["top1"] and saved["videos"] == 2 and saved["views"] == 2.0
+    # One of the 4 training videos (its own group in a folder dataset) chose the epoch.
+    assert saved["model_selection"]["method"] == "best_validation_top1"
+    assert saved["model_selection"]["validation_videos"] == 1 and saved["train_videos"] == 3
+    assert "test split, once" in saved["evaluated_on"]
     assert set(saved["per_class"]) == {"a", "b"} and "top2" in saved
     log_epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
     assert log_epochs == ["0", "1"]
@@ -112,8 +124,10 @@ def test_finetune_run_writes_everything(tmp_path):
     assert config_json["weights"]["sha256"] == sha256_file(entry / "model.weights.h5")
     assert config_json["model"]["stream_outputs"] is False
     assert {m["name"] for m in config_json["metrics"]} == {"top1", "top2", "mean_class_accuracy"}
-    assert (entry / "card.md").read_text().startswith("# mrrn_test.ab")
+    card = (entry / "card.md").read_text()
+    assert card.startswith("# mrrn_test.ab") and "1 validation" in card and "chose nothing" in card
     deploy = keras.saving.load_model(run / "model.keras")
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
     restored = load_mrrn(entry)
     assert restored.class_names == ("a", "b")
     frames = np.random.default_rng(0).integers(0, 255, (1, 4, 32, 32, 3), dtype=np.uint8)
@@ -236,10 +250,81 @@ def test_sigkill_then_restart_resumes(tmp_path):
     proc.wait()
     assert done_at_kill and proc.returncode == -signal.SIGKILL, proc.stdout.read()[-3000:]
     metrics, result = run_job(cmd)
-    epochs = [int(line.split()[1].split("/")[0]) for line in result.stdout.splitlines()
-              if line.startswith("Epoch ")]
-    # Keras prints "Epoch k/N" (1-based) for every epoch it runs: the restart
+    epochs = [int(line.split()[1].split("/")[0].rstrip(":")) for line in result.stdout.splitlines()
+              if line.startswith("epoch ")]
+    # The run logs "epoch k/N: ..." (1-based) for every epoch it runs: the restart
     # begins right after the last backed-up epoch, so at most the epoch in
     # progress at the kill is redone.
     assert epochs and epochs[0] >= done_at_kill + 1 and epochs[-1] == 4, result.stdout[-3000:]
     assert metrics["videos"] == 2
+
+
+def test_run_folder_lifecycle_and_honest_counts(tmp_path, monkeypatch):
+    from mrrn_keras import finetune as finetune_module
+    from mrrn_keras.errors import ConfigError, RunFolderError
+
+    data = tmp_path / "data"
+    write_class_videos(data / "train", {"a": 2, "b": 2})
+    write_class_videos(data / "test", {"a": 1, "b": 1})
+    (data / "train" / "a" / "broken.avi").write_bytes(b"\0" * 64)
+    (data / "test" / "b" / "broken.avi").write_bytes(b"\0" * 64)
+    run = tmp_path / "run"
+    fields = dict(variant="tiny", data_format="folder", data_dir=str(data), out_dir=str(run),
+                  frames=4, size=32, batch_size=2, epochs=2, jit_compile=False,
+                  entry_name="mrrn_test.life")
+
+    # A kill after training (here: while writing the entry) keeps the resume state...
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune_module, "write_entry", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(FinetuneConfig(**fields), build_model=tiny_mrrn, command="pytest")
+    assert (run / "backup").is_dir()
+    monkeypatch.undo()
+    # ... so the rerun trains no epoch again and writes what was missing.
+    metrics = finetune(FinetuneConfig(**fields), build_model=tiny_mrrn, command="pytest")
+    epochs = [line.split(",")[0] for line in (run / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1"] and not (run / "backup").exists()
+    assert (run / "entry" / "mrrn_test.life" / "config.json").is_file()
+    # 2 unreadable files, read in 2 epochs and at evaluation: 2 skipped, counted once each.
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["skipped_videos"] == metrics["skipped_videos"] == 2
+    assert sorted(pathlib.Path(p).name for p in saved["skipped_files"]) == ["broken.avi"] * 2
+    assert saved["train_videos"] == 4 and saved["videos"] == 2
+    assert saved["model_selection"] == {"method": "last_epoch"}
+    card = (run / "entry" / "mrrn_test.life" / "card.md").read_text()
+    assert "4 training videos" in card and "2 unreadable files skipped" in card
+
+    # A finished run is refused, and a failed start touches nothing.
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    with pytest.raises(RunFolderError, match="finished run"):
+        finetune(FinetuneConfig(**fields), build_model=tiny_mrrn)
+    with pytest.raises(datasets.DatasetError, match="no_data"):
+        finetune(FinetuneConfig(**{**fields, "data_dir": str(tmp_path / "no_data"),
+                                   "overwrite": True}), build_model=tiny_mrrn)
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+    # Bad folders and sizes fail in one line, before anything is written.
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="must be a folder"):
+        finetune(FinetuneConfig(**{**fields, "out_dir": str(tmp_path / "file")}),
+                 build_model=tiny_mrrn)
+    with pytest.raises(ConfigError, match="exactly 64x64.*size=32"):
+        finetune(FinetuneConfig(**{**fields, "variant": "mrrn_tiny.motion",
+                                   "out_dir": str(tmp_path / "other")}))
+    assert not (tmp_path / "other").exists()
+
+
+def test_validation_is_held_out_by_group():
+    index = datasets.VideoIndex(
+        tuple(f"/d/{c}/v_{c}_g{g:02d}_c{k}.avi" for c in ("A", "B") for g in (1, 2, 3, 4)
+              for k in (1, 2)),
+        tuple(label for label in (0, 1) for _ in range(8)), ("A", "B"))
+    groups = datasets.video_groups(index, "ucf101")
+    kept, held = datasets.split_by_group(index, groups, 0.25, seed=3)
+    assert len(kept) == 12 and len(held) == 4
+    held_groups = {datasets.video_groups(held, "ucf101")[i] for i in range(len(held))}
+    assert len(held_groups) == 1 and not held_groups & set(datasets.video_groups(kept, "ucf101"))
+    hmdb = datasets.VideoIndex(("/h/run/Film_A_run_f_nm_np1_ba_med_0.avi",
+                                "/h/run/Film_A_run_f_nm_np1_ba_med_1.avi"), (0, 0), ("run",))
+    assert datasets.video_groups(hmdb, "hmdb51") == ("Film_A", "Film_A")

@@ -98,9 +98,12 @@ def test_registry():
     assert {"mrrn_r18.paper", "mrrn_r34.paper", "mrrn_r50.paper", "mrrn_r101.paper"} <= set(
         list_variants()
     )
+    # Natural order: r18 before r101.
     assert list_variants("*.paper") == [
-        "mrrn_r101.paper", "mrrn_r18.paper", "mrrn_r34.paper", "mrrn_r50.paper"
+        "mrrn_r18.paper", "mrrn_r34.paper", "mrrn_r50.paper", "mrrn_r101.paper"
     ]
+    assert list_variants(pretrained=True) == ["mrrn_tiny.motion"]
+    assert list_variants("*.paper", pretrained=True) == []
     assert list_variants("nothing*") == []
     info = variant_info("mrrn_r34.paper")
     assert (info.weights, info.labels, info.metrics) == (None, None, ())
@@ -540,3 +543,38 @@ def test_concurrent_loads_download_once(home, server, url_entry, tmp_path):
     assert len({out.strip() for out, _ in outputs}) == 1
     assert server.counts["/w/tiny.weights.h5"] == 1
     assert len(_cache_files(home)) == 1
+
+
+def test_keras_free_copies_of_the_model_names_match_the_model():
+    # zoo.py reads entries without importing the model (so `mrrn list` needs no Keras).
+    import inspect
+
+    from mrrn_keras import model, zoo
+
+    defaults = {
+        name: (None if p.default is inspect.Parameter.empty else p.default)
+        for name, p in inspect.signature(model.MRRN.__init__).parameters.items()
+        if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    assert zoo.MODEL_DEFAULTS == defaults
+    assert tuple(defaults) == zoo.MODEL_ARGUMENTS
+    assert zoo.BACKBONE_ARGUMENTS == tuple(
+        name for name in inspect.signature(model.MRRNBackbone.__init__).parameters
+        if name in defaults
+    )
+    assert zoo.FUSED_OUTPUT == model.FUSED_OUTPUT
+
+
+def test_a_keras_file_keeps_its_input_spec(tmp_path):
+    from mrrn_keras.zoo import load_for_inference, save_model_file
+
+    model = MRRN(3, backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=1,
+                 image_size=(32, 32), class_names=["a", "b", "c"])
+    spec = {"frames": 4, "height": 32, "width": 32, "sampling": "segments"}
+    path = save_model_file(model, tmp_path / "model.keras", input_spec=spec)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    loaded, got, name, labels = load_for_inference(path)
+    assert got == spec and name == "model.keras" and labels == ("a", "b", "c")
+    model.save(tmp_path / "plain.keras")
+    with pytest.raises(ZooError, match="plain.keras: the model file does not record"):
+        load_for_inference(tmp_path / "plain.keras")

@@ -342,6 +342,86 @@ def read_csv(
     )
 
 
+# Where the official archives put things, relative to the folder they are
+# unpacked in, after this package's own `videos/` + `splits/`. UCF101.rar
+# unpacks to `UCF-101/<class>/`, UCF101TrainTestSplits-RecognitionTask.zip to
+# `ucfTrainTestlist/`; HMDB-51's per-class archives to `<class>/` and its
+# split archive to `testTrainMulti_7030_splits/`.
+LAYOUTS = {
+    "ucf101": {"videos": ("videos", "UCF-101", "UCF101/UCF-101", "UCF101"),
+               "splits": ("splits", "ucfTrainTestlist",
+                          "UCF101TrainTestSplits-RecognitionTask/ucfTrainTestlist")},
+    "hmdb51": {"videos": ("videos", "hmdb51_org", "hmdb51", "."),
+               "splits": ("splits", "testTrainMulti_7030_splits")},
+}
+
+
+def _has_split_files(folder: pathlib.Path, format: str) -> bool:
+    if format == "ucf101":
+        return (folder / "classInd.txt").is_file()
+    return folder.is_dir() and any(_HMDB_SPLIT.match(p.name) for p in folder.iterdir())
+
+
+def find_layout(
+    format: str,
+    root: str | os.PathLike,
+    *,
+    videos_dir: str | os.PathLike | None = None,
+    splits_dir: str | os.PathLike | None = None,
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """The video and split-file folders of a UCF-101 or HMDB-51 tree.
+
+    Finds the layouts of `LAYOUTS`: this package's `videos/` + `splits/`,
+    and the folders the official archives unpack to (UCF-101: `UCF-101/` +
+    `ucfTrainTestlist/`; HMDB-51: class folders + `testTrainMulti_7030_splits/`).
+
+    Args:
+        format: `"ucf101"` or `"hmdb51"`.
+        root: the folder the dataset was unpacked in.
+        videos_dir, splits_dir: the folders themselves (absolute, or
+            relative to `root`), overriding the search.
+
+    Returns:
+        `(videos folder, splits folder)`.
+
+    Raises:
+        DatasetError: no split-file folder (or no video folder) is found; the
+            message lists the places looked at.
+
+    Example:
+
+    >>> find_layout("ucf101", "/data", videos_dir="/data/UCF-101",
+    ...             splits_dir="/data/ucfTrainTestlist")
+    (PosixPath('/data/UCF-101'), PosixPath('/data/ucfTrainTestlist'))
+    """
+    root = pathlib.Path(root)
+    layout = LAYOUTS[format]
+    if splits_dir is not None:
+        splits = root / splits_dir
+    else:
+        tried = [root / c for c in layout["splits"]]
+        found = [p for p in tried if _has_split_files(p, format)]
+        if not found:
+            wanted = "classInd.txt" if format == "ucf101" else "<class>_test_split<N>.txt files"
+            raise DatasetError(
+                f"{root}: no {format} split folder (holding {wanted}) found; looked at "
+                f"{', '.join(str(p) for p in tried)}. Pass --splits_dir (splits_dir=)"
+            )
+        splits = found[0]
+    if videos_dir is not None:
+        videos = root / videos_dir
+    else:
+        tried = [root / c for c in layout["videos"]]
+        found = [p for p in tried if p.is_dir()]
+        if not found:
+            raise DatasetError(
+                f"{root}: no {format} video folder found; looked at "
+                f"{', '.join(str(p) for p in tried)}. Pass --videos_dir (videos_dir=)"
+            )
+        videos = found[0]
+    return videos, splits
+
+
 def read_dataset(
     format: str,
     root: str | os.PathLike,
@@ -349,12 +429,16 @@ def read_dataset(
     subset: str = "train",
     split: int = 1,
     class_names=None,
+    videos_dir: str | os.PathLike | None = None,
+    splits_dir: str | os.PathLike | None = None,
 ) -> VideoIndex:
     """Reads one subset of a dataset in one of `DATASET_FORMATS`.
 
-    Layouts: `"ucf101"` and `"hmdb51"`: `root/videos/` and `root/splits/`
-    (see `read_ucf101`, `read_hmdb51`); `"folder"`: `root/<subset>/<class>/`
-    (see `read_folder`); `"csv"`: `root/<subset>.csv` (see `read_csv`).
+    Layouts: `"ucf101"` and `"hmdb51"`: the folders `find_layout` finds
+    under `root` (this package's `videos/` + `splits/`, or the official
+    archives' own; see `read_ucf101`, `read_hmdb51`); `"folder"`:
+    `root/<subset>/<class>/` (see `read_folder`); `"csv"`:
+    `root/<subset>.csv` (see `read_csv`).
 
     Args:
         format: one of `DATASET_FORMATS`.
@@ -364,20 +448,95 @@ def read_dataset(
         split: split number for ucf101 and hmdb51.
         class_names: class names for folder and csv, e.g. the training
             subset's, so that labels agree across subsets.
+        videos_dir, splits_dir: ucf101 / hmdb51 folders, overriding the
+            search (see `find_layout`).
 
     Returns:
         A `VideoIndex`.
 
     Raises:
         ValueError: an unknown format.
-        DatasetError: see the readers.
+        DatasetError: see the readers and `find_layout`.
     """
-    if format == "ucf101":
-        return read_ucf101(root, split=split, subset=subset)
-    if format == "hmdb51":
-        return read_hmdb51(root, split=split, subset=subset)
+    if format in LAYOUTS:
+        videos, splits = find_layout(format, root, videos_dir=videos_dir, splits_dir=splits_dir)
+        reader = read_ucf101 if format == "ucf101" else read_hmdb51
+        return reader(root, split=split, subset=subset, videos_dir=videos, splits_dir=splits)
     if format == "folder":
         return read_folder(pathlib.Path(root) / subset, class_names=class_names)
     if format == "csv":
         return read_csv(pathlib.Path(root) / f"{subset}.csv", class_names=class_names)
     raise ValueError(f"`format` must be one of {DATASET_FORMATS}. Received: format={format!r}")
+
+
+_UCF_GROUP = re.compile(r"_(g\d+)_c\d+$")
+
+
+def video_groups(index: VideoIndex, format: str) -> tuple[str, ...]:
+    """The group of each video: clips of one group must stay on one side of a split.
+
+    UCF-101: the `gNN` of `v_<Class>_gNN_cMM` (one group is one set of
+    takes by the same actors in the same place, the unit of its official
+    splits); HMDB-51: the source film, the name before `_<class>_`; other
+    formats, and names that do not follow the pattern: the video itself.
+
+    Args:
+        index: a `VideoIndex`.
+        format: one of `DATASET_FORMATS`.
+
+    Returns:
+        One group key per video.
+
+    Example:
+
+    >>> index = VideoIndex(("/d/A/v_A_g08_c01.avi", "/d/B/v_B_g08_c02.avi"), (0, 1), ("A", "B"))
+    >>> video_groups(index, "ucf101")
+    ('g08', 'g08')
+    """
+    groups = []
+    for path, label in zip(index.paths, index.labels):
+        stem = pathlib.PurePath(path).stem
+        key = path
+        if format == "ucf101" and (match := _UCF_GROUP.search(stem)):
+            key = match[1]
+        elif format == "hmdb51" and f"_{index.class_names[label]}_" in stem:
+            key = stem.split(f"_{index.class_names[label]}_")[0]
+        groups.append(key)
+    return tuple(groups)
+
+
+def split_by_group(
+    index: VideoIndex, groups, fraction: float, *, seed: int = 0
+) -> tuple[VideoIndex, VideoIndex]:
+    """Holds out whole groups of an index, about `fraction` of its groups.
+
+    Args:
+        index: a `VideoIndex`.
+        groups: one key per video (see `video_groups`).
+        fraction: float in (0, 1). Share of the groups held out; at least
+            one group is held out and one kept.
+        seed: int. Which groups are drawn.
+
+    Returns:
+        `(kept, held_out)` indexes with the same class names.
+
+    Raises:
+        DatasetError: fewer than two groups.
+    """
+    import random
+
+    keys = sorted(set(groups))
+    if len(keys) < 2:
+        raise DatasetError(
+            f"cannot hold out a validation part: the training videos form {len(keys)} group(s)"
+        )
+    count = min(len(keys) - 1, max(1, round(fraction * len(keys))))
+    held = set(random.Random(seed).sample(keys, count))
+
+    def pick(keep):
+        rows = [i for i, g in enumerate(groups) if (g in held) != keep]
+        spans = None if index.spans is None else tuple(index.spans[i] for i in rows)
+        return VideoIndex(tuple(index.paths[i] for i in rows), tuple(index.labels[i] for i in rows),
+                          index.class_names, spans)
+
+    return pick(True), pick(False)

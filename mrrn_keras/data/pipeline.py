@@ -148,17 +148,29 @@ class SkippedVideos:
     (1, [('bad.avi', 'file is empty (0 bytes)')])
     >>> skipped.count, skipped.total
     (0, 1)
+    >>> skipped.add("bad.avi", "file is empty (0 bytes)")  # read again, next epoch
+    >>> skipped.total, skipped.files
+    (2, {'bad.avi': 'file is empty (0 bytes)'})
     """
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str]] = []
+        self._files: dict[str, str] = {}
         self.total = 0
 
     def add(self, path: str, reason: str) -> None:
         with self._lock:
             self._pending.append((path, reason))
+            self._files.setdefault(path, reason)
             self.total += 1
+
+    @property
+    def files(self) -> dict[str, str]:
+        """`{path: reason}` of every distinct file skipped so far (a file read
+        every epoch counts once); `total` counts every skip."""
+        with self._lock:
+            return dict(self._files)
 
     @property
     def count(self) -> int:
