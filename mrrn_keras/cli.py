@@ -394,6 +394,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((token for token in argv if not token.startswith("-")), None)
     args = parser.parse_args(canonical_argv(argv, option_strings(parser, command)))
+    package = logging.getLogger("mrrn_keras")
+    # Put back on return: `main` also runs inside other programs (and tests),
+    # whose logging must not keep the command's handler.
+    saved = (package.handlers[:], package.level, package.propagate)
     _configure_logging(args)
     from mrrn_keras.errors import MRRNError
 
@@ -402,6 +406,8 @@ def main(argv=None) -> int:
     except MRRNError as err:
         print(f"mrrn {args.command}: {err}", file=sys.stderr)
         return 1
+    finally:
+        package.handlers, package.level, package.propagate = saved
 
 
 if __name__ == "__main__":

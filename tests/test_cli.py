@@ -225,14 +225,19 @@ def test_list_filters_entries_with_weights(capsys):
 def test_log_messages_reach_stderr_unless_quiet(capsys, entry, tmp_path):
     import logging
 
-    logging.getLogger("mrrn_keras.test").info("hello from the library")
-    cli._configure_logging(cli.build_parser().parse_args(["list"]))
-    logging.getLogger("mrrn_keras.test").info("hello from the library")
-    assert "hello from the library" in capsys.readouterr().err
-    cli._configure_logging(cli.build_parser().parse_args(["-q", "list"]))
-    logging.getLogger("mrrn_keras.test").info("hello from the library")
-    logging.getLogger("mrrn_keras.test").warning("look out")
-    assert capsys.readouterr().err == "warning: look out\n"
+    package = logging.getLogger("mrrn_keras")
+    saved = (package.handlers[:], package.level, package.propagate)
+    try:
+        logging.getLogger("mrrn_keras.test").info("hello from the library")
+        cli._configure_logging(cli.build_parser().parse_args(["list"]))
+        logging.getLogger("mrrn_keras.test").info("hello from the library")
+        assert "hello from the library" in capsys.readouterr().err
+        cli._configure_logging(cli.build_parser().parse_args(["-q", "list"]))
+        logging.getLogger("mrrn_keras.test").info("hello from the library")
+        logging.getLogger("mrrn_keras.test").warning("look out")
+        assert capsys.readouterr().err == "warning: look out\n"
+    finally:  # the other tests' caplog needs the package logger as it was
+        package.handlers, package.level, package.propagate = saved
 
 
 def test_native_start_up_noise_is_dropped_real_errors_kept():
