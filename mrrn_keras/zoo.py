@@ -42,7 +42,7 @@ import urllib.request
 import zipfile
 from collections.abc import Mapping
 
-from mrrn_keras.data.video import SAMPLING_MODES
+from mrrn_keras.data.sampling import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name
@@ -746,6 +746,9 @@ def load_mrrn(
             '`weights` must be "pretrained", None or a path to a .weights.h5 file. '
             f"Received: weights={weights!r}"
         )
+    # Frames of another size run (the network is fully convolutional) but are
+    # warned about: see `mrrn_keras.predict.warn_if_untrained_size`.
+    model.trained_size = (int(info.input["height"]), int(info.input["width"]))
     return model if include_top else _features_model(model)
 
 
