@@ -56,7 +56,13 @@ setup(
             "pytest>=8",
             "pytest-xdist>=3.5",
             "tensorflow-serving-api>=2.20,<2.22",
+            # ONNX export (tf2onnx on the LiteRT file) and its check.
+            "onnxruntime>=1.20",
+            "tf2onnx>=1.17",
         ],
+        # `mrrn export --format onnx` (wheels on PyPI; checked with tf2onnx 1.17,
+        # onnx 1.23, onnxruntime 1.32 beside TF 2.21 and NumPy 2.4).
+        "onnx": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20"],
     },
     entry_points={"console_scripts": ["mrrn=mrrn_keras.cli:main"]},
     license="Apache-2.0",

@@ -17,12 +17,15 @@ and prints JSON: parameters, analytic multiply-adds per clip
 threads) per clip of inference (`predict_on_batch`) and of a training step
 (`train_on_batch`, SGD), candidates timed interleaved (one call each per
 round). Ratios are to
-`backbone`. Keras compiles without XLA on CPU by default; `--jit` compiles
-the training step and inference with XLA.
+`backbone`. Runs on the active Keras backend (`KERAS_BACKEND`, TensorFlow by
+default; JAX without importing TensorFlow). By default Keras decides whether
+to XLA-compile (`jit_compile="auto"`: off for TF on CPU, always on JAX);
+`--jit` / `--nojit` force it (JAX without jit runs op by op).
 
     python bench/model.py                                   # resnet18+50, 112+224, 16 frames
     python bench/model.py --backbones resnet18 --sizes 112 --models backbone,mrrn_shared
     python bench/model.py --notime                          # parameters and FLOPs only
+    KERAS_BACKEND=jax python bench/model.py --backbones resnet18 --sizes 112 --models backbone,mrrn_shared
 """
 
 import json
@@ -35,7 +38,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from mrrn_keras import MRRN  # noqa: E402
@@ -45,6 +47,7 @@ from mrrn_keras.layers.fusion import StreamFusion  # noqa: E402
 from mrrn_keras.layers.preprocessing import PREPROCESSING, FramePreprocessing  # noqa: E402
 from mrrn_keras.layers.taps import tap_sequences  # noqa: E402
 from mrrn_keras.layers.time_pooling import TimePooling  # noqa: E402
+from provenance import provenance  # noqa: E402  (bench/ is the script's folder)
 
 MODELS = ("backbone", "mrrn_shared", "mrrn_indep", "cnn_lstm", "order_blind")
 TIMED_KEYS = (
@@ -69,7 +72,8 @@ flags.DEFINE_integer("repeats", 5, "Most timed rounds (median).")
 flags.DEFINE_float("budget_s", 60.0, "Rough time budget per measurement.")
 flags.DEFINE_boolean("time", True, "Time inference and training (else count only).")
 flags.DEFINE_boolean("train", True, "Also time a training step.")
-flags.DEFINE_boolean("jit", False, "XLA-compile inference and training.")
+flags.DEFINE_boolean("jit", None, "XLA-compile inference and training; unset: Keras's "
+                     "jit_compile=\"auto\" (off for TF on CPU, on for JAX).")
 
 
 def cnn_lstm(num_classes, backbone, units, layers, dropout=0.5):
@@ -145,11 +149,13 @@ def _setting(backbone, size):
         model.compile(
             optimizer=keras.optimizers.SGD(1e-3, momentum=0.9),
             loss="sparse_categorical_crossentropy",
-            jit_compile=FLAGS.jit,
+            jit_compile="auto" if FLAGS.jit is None else FLAGS.jit,
         )
         macs = count_multiply_adds(model, (1,) + shape[1:])
         models[name] = model
         rows[name] = {
+            # What Keras resolved `jit_compile` to (XLA or not).
+            "jit_compile": model.jit_compile,
             "params": model.count_params(),
             "multiply_adds_per_clip": macs,
             "gflops_per_clip": 2 * macs["total"] / 1e9,
@@ -183,6 +189,7 @@ def main(argv):
     unknown = sorted(set(FLAGS.models) - set(MODELS))
     if unknown:
         raise app.UsageError(f"Unknown models {unknown}; choose from {MODELS}")
+    load_at_start = os.getloadavg()
     results = []
     for backbone in FLAGS.backbones:
         for size in (int(s) for s in FLAGS.sizes):
@@ -203,16 +210,14 @@ def main(argv):
         json.dumps(
             {
                 "benchmark": "model",
-                "tensorflow": tf.__version__,
-                "keras": keras.__version__,
-                "cpu_threads": os.cpu_count(),
-                "load_average": os.getloadavg(),
+                "command": " ".join(sys.argv),
+                **provenance(),
+                "load_average_at_start": load_at_start,
                 "frames": FLAGS.frames,
                 "batch": FLAGS.batch,
                 "train_batch": FLAGS.train_batch,
                 "sru_units": FLAGS.sru_units,
                 "sru_layers": FLAGS.sru_layers,
-                "jit": FLAGS.jit,
                 "results": results,
             },
             indent=2,

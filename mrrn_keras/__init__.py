@@ -23,12 +23,15 @@ __version__ = "0.1.0"
 # public name -> the module defining it (imported on first access, PEP 562).
 _EXPORTS = {
     "MRRN": "mrrn_keras.model",
+    "MRRNBackbone": "mrrn_keras.model",
+    "MRRNVideoClassifier": "mrrn_keras.model",
     "SRU": "mrrn_keras.layers.sru",
     "classify": "mrrn_keras.predict",
     "export_for_serving": "mrrn_keras.export",
     "list_variants": "mrrn_keras.zoo",
     "load_clip": "mrrn_keras.data.video",
     "load_mrrn": "mrrn_keras.zoo",
+    "save_entry": "mrrn_keras.zoo",
     "variant_info": "mrrn_keras.zoo",
 }
 

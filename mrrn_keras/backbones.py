@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 
 import keras
 
+from mrrn_keras.validation import MIN_IMAGE_SIZE
+
 TAP_NAMES = ("low", "mid", "high")
 
 
@@ -131,8 +133,6 @@ BACKBONES: dict[str, BackboneSpec] = {
     ),
 }
 
-# Smallest spatial size for which the stride-32 `high` tap is at least 1x1.
-MIN_INPUT_SIZE = 32
 # Channels of the stem and of the stages conv2_x..conv5_x of a basic ResNet.
 _BASIC_STEM_CHANNELS = 64
 _BASIC_STAGE_CHANNELS = (64, 128, 256, 512)
@@ -274,11 +274,11 @@ def _check_taps(taps: Sequence[str]) -> tuple[str, ...]:
 
 def _check_input_shape(input_shape) -> tuple[int | None, int | None, int]:
     shape = tuple(input_shape)
-    spatial_ok = all(s is None or (isinstance(s, int) and s >= MIN_INPUT_SIZE) for s in shape[:2])
+    spatial_ok = all(s is None or (isinstance(s, int) and s >= MIN_IMAGE_SIZE) for s in shape[:2])
     if len(shape) != 3 or not spatial_ok or not isinstance(shape[2], int) or shape[2] < 1:
         raise ValueError(
             "`input_shape` must be (height, width, channels) with height and "
-            f"width None or at least {MIN_INPUT_SIZE}. Received: "
+            f"width None or at least {MIN_IMAGE_SIZE}. Received: "
             f"input_shape={input_shape!r}"
         )
     return shape

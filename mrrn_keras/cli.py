@@ -7,8 +7,10 @@ subcommand is a new row and its two functions.
     mrrn [-v | -q] [--version]
     mrrn list [PATTERN] [--pretrained]
     mrrn info NAME
-    mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json] [--stream [--chunk N]]
+    mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json]
+                 [--stream [--chunk N] [--model PATH] [--source URL]]
     mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
+                [--format savedmodel|litert|onnx] [--stream] [--quantize dynamic|int8]
 
 One vocabulary across the subcommands and `recipes/finetune.py`: options are
 spelled with underscores (`--data_format`, `--out_dir`, `--top_k`), booleans
@@ -135,6 +137,13 @@ def _predict_arguments(parser):
                         help="classify every frame of each (long) file, decoded and fed chunk "
                              "by chunk with the SRU states carried over")
     parser.add_argument("--chunk", type=int, default=16, help="frames per chunk with --stream")
+    parser.add_argument("--model", metavar="PATH",
+                        help="with --stream: run an exported streaming model (a SavedModel "
+                             "folder or stream.tflite from `mrrn export --stream`) and print a "
+                             "per-chunk timeline")
+    parser.add_argument("--source", metavar="FILE_URL_OR_DEVICE",
+                        help="with --stream: read frames from a file, a stream URL or a camera "
+                             "(e.g. /dev/video0), wherever FFmpeg can; prints a per-chunk timeline")
 
 
 def _predict(args) -> int:
@@ -150,6 +159,8 @@ def _predict(args) -> int:
     if args.top_k < 1:
         print(f"mrrn predict: --top_k must be >= 1, got {args.top_k}", file=sys.stderr)
         return 2
+    if args.stream and (args.model or args.source):
+        return _predict_timeline(args)
     videos = args.videos
     if not videos:
         videos = [str(sample_clip_path())]
@@ -190,6 +201,44 @@ def _predict(args) -> int:
     return 1 if failed else 0
 
 
+def _predict_timeline(args) -> int:
+    """`predict --stream` with --model or --source: one line per chunk."""
+    from mrrn_keras.deploy.runtime import ExportedStream, stream_timeline
+    from mrrn_keras.errors import VideoError
+    from mrrn_keras.predict import sample_clip_path
+
+    if args.chunk < 1 or args.top_k < 1:
+        print("mrrn predict: --chunk and --top-k must be >= 1", file=sys.stderr)
+        return 2
+    sources = ([args.source] if args.source else []) + list(args.videos)
+    if not sources:
+        sources = [str(sample_clip_path())]
+    if args.model:
+        classifier = ExportedStream(args.model)
+        size, labels = classifier.frame_shape, classifier.labels
+    else:
+        from mrrn_keras.streaming import StreamingClassifier
+        from mrrn_keras.zoo import load_mrrn, variant_info
+
+        info = variant_info(args.variant)
+        classifier = StreamingClassifier(load_mrrn(args.variant))
+        size, labels = (info.input["height"], info.input["width"]), info.labels
+    failed = False
+    for source in sources:
+        try:
+            for row in stream_timeline(classifier, source, chunk_len=args.chunk, size=size,
+                                       labels=labels, top_k=args.top_k):
+                if args.json:
+                    print(json.dumps({"source": source, **row}), flush=True)
+                else:
+                    best = "  ".join(f"{label} {p:6.1%}" for label, p in row["top_k"])
+                    print(f"{source}  frames {row['frames']:5d}  {best}", flush=True)
+        except (VideoError, ValueError) as err:
+            failed = True
+            print(f"mrrn predict: {source}: {err}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
 def _json_item(result) -> dict:
     """One element of `mrrn predict --json`'s `predictions`."""
     if not hasattr(result, "top_k"):  # a VideoFailure
@@ -218,6 +267,19 @@ def _export_arguments(parser):
     parser.add_argument("--xla", action="store_true",
                         help="keep the SRU loops XLA-compiled (the server then needs "
                              "--xla_cpu_compilation_enabled=true)")
+    parser.add_argument("--format", choices=("savedmodel", "litert", "onnx"), default="savedmodel",
+                        help="savedmodel (TF Serving; default), litert (built-in ops only) or "
+                             "onnx; all but the plain savedmodel write the folder --out_dir")
+    parser.add_argument("--stream", action="store_true",
+                        help="the streaming model with explicit state (init_states, step); "
+                             "savedmodel or litert")
+    parser.add_argument("--quantize", choices=("dynamic", "int8"), default=None,
+                        help="litert clip model: dynamic-range or int8 quantization")
+    parser.add_argument("--calibration", nargs="+", metavar="VIDEO", default=None,
+                        help="videos to calibrate --quantize int8 (default: motion clips for "
+                             "an entry trained on them)")
+    parser.add_argument("--frames", type=int, default=None,
+                        help="clip length of a litert/onnx clip model (default: the variant's)")
 
 
 def _export(args) -> int:
@@ -225,6 +287,8 @@ def _export(args) -> int:
 
     # Checked before the import: the export module loads TensorFlow.
     require_tensorflow_backend("mrrn export (SavedModel for TF Serving)")
+    if args.format != "savedmodel" or args.stream:
+        return _export_deploy(args)
     from mrrn_keras.export import export_for_serving
 
     source, extra = args.variant, {}
@@ -245,11 +309,27 @@ def _export(args) -> int:
     return 0
 
 
+def _export_deploy(args) -> int:
+    from mrrn_keras.deploy.export import export_model
+
+    try:
+        path = export_model(
+            args.variant, args.out_dir, format=args.format, stream=args.stream,
+            quantization=args.quantize, representative=args.calibration, frames=args.frames,
+            overwrite=args.overwrite,
+        )
+    except (FileExistsError, ValueError) as err:
+        print(f"mrrn export: {err}", file=sys.stderr)
+        return 1
+    print(path)
+    return 0
+
+
 COMMANDS = (
     Command("list", "list the registered variants", _list_arguments, _list),
     Command("info", "show a variant's metadata and model card", _info_arguments, _info),
     Command("predict", "classify video files", _predict_arguments, _predict),
-    Command("export", "export a variant as a SavedModel for TF Serving", _export_arguments,
+    Command("export", "export a variant (SavedModel for TF Serving, LiteRT, ONNX)", _export_arguments,
             _export),
     Command("prepare", "decode a dataset once into a TFRecord frame cache",
             cli_training.prepare_arguments, cli_training.prepare),
@@ -317,7 +397,8 @@ def main(argv=None) -> int:
     """Runs `mrrn`; returns the exit code (0 ok, 1 failed, 2 bad usage)."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(canonical_argv(argv, option_strings(parser)))
+    command = next((token for token in argv if not token.startswith("-")), None)
+    args = parser.parse_args(canonical_argv(argv, option_strings(parser, command)))
     _configure_logging(args)
     from mrrn_keras.errors import MRRNError
 

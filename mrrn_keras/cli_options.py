@@ -30,13 +30,21 @@ class HelpFormatter(argparse.HelpFormatter):
 OLD_SPELLINGS = {"--format": "--data_format", "--out": "--out_dir", "--top-k": "--top_k"}
 
 
-def option_strings(parser: argparse.ArgumentParser) -> set[str]:
-    """Every option string of `parser` and of its subcommands' parsers."""
+def option_strings(parser: argparse.ArgumentParser, command: str | None = None) -> set[str]:
+    """Every option string of `parser` and of its subcommands' parsers.
+
+    Args:
+        parser: the `mrrn` parser (or a subcommand's).
+        command: only this subcommand's options (with the top-level ones);
+            None: every subcommand's.
+    """
     found = set()
     for action in parser._actions:
         found.update(action.option_strings)
-        for sub in (action.choices or {}).values() if isinstance(action.choices, dict) else ():
-            found |= option_strings(sub)
+        subs = action.choices if isinstance(action.choices, dict) else {}
+        for name, sub in subs.items():
+            if command is None or name == command:
+                found |= option_strings(sub)
     return found
 
 
@@ -61,6 +69,9 @@ def canonical_argv(argv: list[str], known: set[str]) -> list[str]:
         if token == "--":
             return result + argv[i:]
         name, eq, value = token.partition("=")
+        if name in known:  # a current option of this command (`export --format`)
+            result.append(token)
+            continue
         new = OLD_SPELLINGS.get(name)
         if new is None and name.startswith("--no") and f"--no-{name[4:]}" in known:
             new = f"--no-{name[4:]}"

@@ -28,8 +28,6 @@ process is gone (or, without an owner, older than an hour) are removed by
 the next export to the same base.
 """
 
-import ctypes
-import errno
 import json
 import logging
 import os
@@ -45,10 +43,11 @@ import numpy as np
 import tensorflow as tf
 
 from mrrn_keras.errors import ExportError, require_tensorflow_backend
-from mrrn_keras.files import process_is_gone
+from mrrn_keras.files import STASH_NAME, process_is_gone, replace_folder
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 from mrrn_keras.progress import progress_bar
+from mrrn_keras.validation import MIN_IMAGE_SIZE, check_image_size, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,6 @@ FRAMES_INPUT = "frames"
 JPEG_INPUT = "jpeg_frames"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 DEFAULT_WARMUP_FRAMES = 8
-MIN_IMAGE_SIZE = 32
 # TF Serving reads version folder names as int64.
 MAX_VERSION = 2**63 - 1
 CLAIM_PREFIX = ".tmp-"
@@ -67,8 +65,6 @@ _CLAIM = re.compile(r"\.tmp-([0-9]+)")
 # A claim without a readable owner (an export killed at its first step, or
 # one of an older release) is left alone this long.
 _OWNERLESS_STALE_S = 3600.0
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
 
 
 class _ServingModule(tf.Module):
@@ -214,8 +210,7 @@ def export_for_serving(
     '1'
     """
     require_tensorflow_backend("SavedModel export")
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
-        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    check_int("top_k", top_k)
     if version is not None and (
         not isinstance(version, int) or isinstance(version, bool)
         or not 0 <= version <= MAX_VERSION
@@ -224,10 +219,8 @@ def export_for_serving(
             f"`version` must be an integer from 0 to 2**63 - 1 (TF Serving's int64) or None. "
             f"Received: version={version!r}"
         )
-    if frames is not None and (
-        not isinstance(frames, int) or isinstance(frames, bool) or frames <= 0
-    ):
-        raise ValueError(f"`frames` must be a positive integer. Received: frames={frames!r}")
+    if frames is not None:
+        check_int("frames", frames)
 
     model, info = _resolve_model(model_or_variant)
     output = model.output[FUSED_OUTPUT] if isinstance(model.output, dict) else model.output
@@ -262,7 +255,7 @@ def export_for_serving(
             bar.set_postfix_str("warmup requests")
             _write_warmup(tmp, frames=frames, image_size=resize_to)
             bar.update()
-        _move_into_place(tmp, target, overwrite=overwrite)
+        replace_folder(tmp, target, overwrite=overwrite)
         bar.update()
     finally:
         bar.close()
@@ -288,12 +281,7 @@ def _resolve_model(model_or_variant):
 
 def _resolve_image_size(image_size, model_size, info):
     if image_size is not None:
-        image_size = tuple(int(s) for s in image_size)
-        if len(image_size) != 2 or min(image_size) < MIN_IMAGE_SIZE:
-            raise ValueError(
-                f"`image_size` must be (height, width), each at least {MIN_IMAGE_SIZE}. "
-                f"Received: image_size={image_size!r}"
-            )
+        image_size = check_image_size("image_size", image_size)
         if model_size is not None and tuple(model_size) != image_size:
             raise ValueError(
                 f"`image_size` must match the model's input size {tuple(model_size)}. "
@@ -339,7 +327,7 @@ def _claim_is_stale(claim: pathlib.Path) -> bool:
 
 def _remove_stale_claim(base_dir: pathlib.Path, claim: pathlib.Path) -> None:
     match = _CLAIM.fullmatch(claim.name)
-    old = claim / "old"
+    old = claim / STASH_NAME
     if match and old.is_dir() and not (base_dir / match[1]).exists():
         # Killed between the two renames of an overwrite: serve the old version again.
         try:
@@ -457,43 +445,3 @@ def _write_warmup(path, *, frames, image_size):
                 predict_log=prediction_log_pb2.PredictLog(request=request)
             )
             writer.write(log.SerializeToString())
-
-
-def _move_into_place(tmp: pathlib.Path, target: pathlib.Path, *, overwrite: bool) -> None:
-    """Renames `tmp` to `target`; an existing `target` is swapped out (left at `tmp`)."""
-    if not target.exists():
-        # A directory created meanwhile is replaced only if empty: rename
-        # refuses to replace a non-empty one.
-        os.rename(tmp, target)
-        return
-    if not overwrite:
-        raise FileExistsError(f"{target} already exists")
-    if _exchange(tmp, target):
-        return
-    logger.warning(
-        "This system cannot swap two folders in one step: %s is missing for an instant "
-        "(an export killed then puts the old version back on its next run).", target,
-    )
-    old = tmp.parent / "old"
-    os.rename(target, old)
-    try:
-        os.rename(tmp, target)
-    except BaseException:
-        os.rename(old, target)
-        raise
-
-
-def _exchange(a: pathlib.Path, b: pathlib.Path) -> bool:
-    """Swaps two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    result = renameat2(
-        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
-    )
-    if result == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(a), None, str(b))

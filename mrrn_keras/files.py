@@ -1,4 +1,5 @@
-"""Writing files safely: names checked, paths kept inside their folder, owners of temporaries.
+"""Writing files safely: names checked, paths kept inside their folder, folders replaced
+in one step, owners of temporaries.
 
 Untrusted input (a remote zoo entry, a URL) may suggest a file name; before
 the package writes anything under such a name, `is_safe_name` checks it is
@@ -11,13 +12,23 @@ writes them, so a later run can tell those of a killed process
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import logging
 import os
 import pathlib
 import re
 
+logger = logging.getLogger(__name__)
+
 # One plain file name: letters, digits and `._+-`, not starting with a dot
 # (no hidden files, no `.` or `..`), at most 200 characters.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]{0,199}")
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+# Where `replace_folder` leaves a replaced folder for the instant between two
+# renames, inside the scratch folder of the new one.
+STASH_NAME = "old"
 
 
 def is_safe_name(name) -> bool:
@@ -81,3 +92,61 @@ def process_is_gone(pid) -> bool:
     except OverflowError:
         return True
     return False
+
+
+def replace_folder(new: pathlib.Path, target: pathlib.Path, *, overwrite: bool) -> None:
+    """Moves the complete folder `new` to `target`, replacing `target` in one step.
+
+    `new` must live in a scratch folder of its own (its parent, on the same
+    filesystem as `target`), which the caller removes afterwards: an
+    existing `target` ends up there. Where Linux `renameat2(RENAME_EXCHANGE)`
+    exists the two folders are swapped atomically, so `target` is complete
+    at every instant; elsewhere the old folder waits in
+    `<scratch>/old` (`STASH_NAME`) for the instant between two renames and
+    is put back if the second fails.
+
+    Args:
+        new: the folder to move into place.
+        target: where it goes.
+        overwrite: bool. Replace an existing `target`.
+
+    Raises:
+        FileExistsError: `target` exists and `overwrite` is false.
+        OSError: a rename failed (`target` is then as it was).
+    """
+    new, target = pathlib.Path(new), pathlib.Path(target)
+    if not target.exists():
+        # A directory created meanwhile is replaced only if empty: rename
+        # refuses to replace a non-empty one.
+        os.rename(new, target)
+        return
+    if not overwrite:
+        raise FileExistsError(f"{target} already exists")
+    if exchange_paths(new, target):
+        return
+    logger.warning(
+        "This system cannot swap two folders in one step: %s is missing for an instant.", target
+    )
+    old = new.parent / STASH_NAME
+    os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        os.rename(old, target)
+        raise
+
+
+def exchange_paths(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Swaps two paths atomically (Linux `renameat2(RENAME_EXCHANGE)`); False where unsupported."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))

@@ -47,11 +47,9 @@ from mrrn_keras.data.cache import open_cache
 from mrrn_keras.data.datasets import read_dataset, split_by_group, video_groups
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
 from mrrn_keras.distribute import is_chief, make_strategy, task_name
-from mrrn_keras.download import sha256_file
-from mrrn_keras.zoo import save_model_file
 from mrrn_keras.errors import ConfigError, RunFolderError
 from mrrn_keras.finetune_config import FinetuneConfig
-from mrrn_keras.model import MRRN, copy_layer_weights
+from mrrn_keras.model import MRRNBackbone
 from mrrn_keras.training import (
     EpochLog,
     SkippedVideosCallback,
@@ -61,6 +59,7 @@ from mrrn_keras.training import (
     plot_confusion_matrix,
     plot_history,
 )
+from mrrn_keras.zoo import load_mrrn, save_entry, save_model_file, variant_info
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +69,11 @@ _WARMUP_DONE = "warmup_done.weights.h5"
 
 def _variant_input(variant):
     """The variant's input spec `{frames, height, width, sampling}` and fixed size or None."""
-    from mrrn_keras.zoo import variant_info
-
     info = variant_info(variant)
     return dict(info.input), info.model["image_size"]
 
 
 def _load_variant(variant, num_classes, class_names, pretrained):
-    from mrrn_keras.zoo import load_mrrn
-
     return load_mrrn(
         variant, weights="pretrained" if pretrained else None, num_classes=num_classes,
         stream_outputs=True, class_names=class_names,
@@ -175,10 +170,9 @@ def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def _set_backbone_trainable(model, trainable: bool) -> None:
-    for layer in model.layers:
-        if "backbone" in layer.name:
-            layer.trainable = trainable
+def _set_trunks_trainable(model, trainable: bool) -> None:
+    for trunk in model.backbone.trunks:
+        trunk.trainable = trainable
 
 
 def _compile(model, config, learning_rate):
@@ -231,58 +225,24 @@ def _read_log(path) -> dict:
     return columns
 
 
-def deploy_model(model) -> MRRN:
-    """The single-output (fused) twin of a `stream_outputs=True` MRRN, same weights."""
-    deploy = MRRN.from_config({**model.get_config(), "stream_outputs": False})
-    copy_layer_weights(model, deploy)
-    return deploy
+def deploy_model(model):
+    """The fused-output twin of a `stream_outputs=True` classifier, same weights.
 
-
-def write_entry(entry_dir, model, *, input_spec, dataset, metrics, description, card) -> dict:
-    """Writes a zoo entry folder (config.json, card.md, model.weights.h5) atomically.
+    Built under the current dtype policy: after a mixed-precision run the
+    backbone is rebuilt in float32 (its variables were float32 all along),
+    else it is shared.
 
     Args:
-        entry_dir: the folder; its name is the entry's name.
-        model: a deploy MRRN (`stream_outputs=False`) with class names.
-        input_spec: `{frames, height, width, sampling, ...}`.
-        dataset: `{name, split, recipe}`.
-        metrics: list of `{name, value, split, subset, command}` rows.
-        description: one line.
-        card: the card's markdown.
+        model: an `MRRNVideoClassifier`.
 
     Returns:
-        The config.json content.
+        An `MRRNVideoClassifier` with `stream_outputs=False`.
     """
-    entry_dir = pathlib.Path(entry_dir)
-    tmp = entry_dir.with_name(f".{entry_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        weights = tmp / "model.weights.h5"
-        model.save_weights(str(weights))
-        entry = {
-            "name": entry_dir.name,
-            "architecture": entry_dir.name.split(".")[0],
-            "description": description,
-            "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
-            "input": {"dtype": "uint8", **input_spec},
-            "labels": list(model.class_names),
-            "dataset": dataset,
-            "metrics": metrics,
-            "license": "Apache-2.0",
-            "params": int(model.count_params()),
-            "weights": {
-                "file": weights.name, "sha256": sha256_file(weights), "size": weights.stat().st_size,
-            },
-        }
-        (tmp / "config.json").write_text(json.dumps(entry, indent=2) + "\n")
-        (tmp / "card.md").write_text(card.rstrip() + "\n")
-        if entry_dir.exists():
-            shutil.rmtree(entry_dir)
-        os.replace(tmp, entry_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return entry
+    backbone = model.backbone
+    if backbone.dtype_policy.name != keras.mixed_precision.global_policy().name:
+        backbone = MRRNBackbone.from_config({**backbone.get_config(), "dtype": None})
+        backbone.set_weights(model.backbone.get_weights())
+    return model.with_heads(backbone=backbone, stream_outputs=False)
 
 
 def _selection_text(selection: dict) -> str:
@@ -356,7 +316,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
 
     Args:
         config: a `FinetuneConfig`.
-        build_model: optional `(num_classes, class_names) -> MRRN` with
+        build_model: optional `(num_classes, class_names) -> MRRNVideoClassifier` with
             `stream_outputs=True`, called inside the strategy's scope; by
             default the variant is loaded from the zoo with new heads.
         command: the command line behind the run, for the card and metrics.
@@ -438,7 +398,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                 with strategy.scope():
                     model.load_weights(str(done))
             else:
-                _set_backbone_trainable(model, False)
+                _set_trunks_trainable(model, False)
                 with strategy.scope():
                     _compile(model, config, config.learning_rate)
                 _multi_worker_compat(model, strategy, train_ds)
@@ -447,7 +407,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                     callbacks=_callbacks(out, backup_root / "warmup", skipped,
                                          val_ds is not None, config.epochs, steps_per_epoch),
                 )
-                _set_backbone_trainable(model, True)
+                _set_trunks_trainable(model, True)
                 model.save_weights(str(done))
         decay_steps = (config.epochs - config.warmup_epochs) * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
@@ -527,8 +487,8 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
          "command": command}
         for key in ("top1", top_k, "mean_class_accuracy")
     ]
-    write_entry(
-        out / "entry" / name, deploy, input_spec=input_spec,
+    save_entry(
+        deploy, out / "entry" / name, input_spec=input_spec,
         dataset={"name": dataset_name, "format": config.data_format, "split": str(config.split),
                  "recipe": command},
         metrics=rows,

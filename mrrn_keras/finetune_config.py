@@ -12,6 +12,7 @@ from mrrn_keras.data.datasets import DATASET_FORMATS
 from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.distribute import STRATEGIES
 from mrrn_keras.errors import ConfigError
+from mrrn_keras.validation import check_int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,9 +121,10 @@ class FinetuneConfig:
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
         for name in ("batch_size", "epochs", "eval_clips"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
+            try:
+                check_int(name, getattr(self, name))
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         if not 0 <= self.validation_fraction < 0.5:
             raise ConfigError(
                 "`validation_fraction` must be in [0, 0.5). "

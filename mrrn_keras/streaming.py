@@ -18,7 +18,8 @@ from mrrn_keras.data.video import PathLike, iter_frame_chunks
 from mrrn_keras.errors import VideoError
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.layers.sru import SRU
-from mrrn_keras.model import MRRN
+from mrrn_keras.model import MRRNVideoClassifier
+from mrrn_keras.validation import check_int
 
 
 class StreamingClassifier:
@@ -32,10 +33,12 @@ class StreamingClassifier:
     count of the top outputs, `"max"` a running maximum.
 
     The SRUs run as copies with `return_state=True` whose weights are taken
-    from `model` at construction and again at every `reset()`.
+    from `model` at construction and again at every `reset()`. The parts are
+    found through the model's attributes: `backbone.tap_outputs`,
+    `backbone.sru_stacks`, `heads` and `stream_fusion`.
 
     Args:
-        model: an `MRRN` (any backbone mode, `sru_layers >= 0`).
+        model: an `MRRNVideoClassifier` (any backbone mode, `sru_layers >= 0`).
 
     Example:
 
@@ -52,30 +55,27 @@ class StreamingClassifier:
     """
 
     def __init__(self, model):
-        if not isinstance(model, MRRN):
+        if not isinstance(model, MRRNVideoClassifier):
             raise TypeError(
-                "StreamingClassifier needs an MRRN model. "
+                "StreamingClassifier needs an MRRNVideoClassifier. "
                 f"Received: model of type {type(model).__name__}"
             )
+        backbone = model.backbone
         self.model = model
         self.streams = tuple(model.streams)
-        self.time_pooling = model.time_pooling
-        first = {
-            s: model.get_layer(f"{s}_sru_0" if model.sru_layers else f"{s}_time_pooling")
-            for s in self.streams
-        }
-        # Shares the model's preprocessing and backbone(s): frames -> {tap: (B, T, C)}.
-        self._taps = keras.Model(model.inputs, {s: layer.input for s, layer in first.items()})
+        self.time_pooling = backbone.time_pooling
+        # Shares the model's preprocessing and trunk(s): frames -> {tap: (B, T, C)}.
+        self._taps = keras.Model(backbone.inputs, backbone.tap_outputs)
         self._srus = {}
-        for stream, layers in model.sru_layers_by_stream().items():
+        for stream, layers in backbone.sru_stacks.items():
             self._srus[stream] = []
             for layer in layers:
                 config = {**layer.get_config(), "return_sequences": True, "return_state": True}
                 clone = SRU.from_config(config)
                 clone.build(layer.input.shape)
                 self._srus[stream].append((layer, clone))
-        self._heads = {s: model.get_layer(f"{s}_head") for s in self.streams}
-        self._fusion = model.get_layer("fusion")
+        self._heads = model.heads
+        self._fusion = model.stream_fusion
         # One traced graph per chunk shape on TensorFlow; JAX runs the
         # layers eagerly (their ops are compiled one by one).
         self._advance = (
@@ -127,8 +127,8 @@ class StreamingClassifier:
             )
         self._state, fused, per_stream = self._advance(frames, self._state)
         self.frames_seen += shape[1]
-        self.stream_probabilities = {s: np.asarray(p) for s, p in per_stream.items()}
-        return np.asarray(fused)
+        self.stream_probabilities = {s: ops.convert_to_numpy(p) for s, p in per_stream.items()}
+        return ops.convert_to_numpy(fused)
 
     def _initial_state(self, batch):
         self._batch = batch
@@ -231,7 +231,7 @@ def classify_videos_streaming(
     chunk, in memory for one chunk.
 
     Args:
-        model: an `MRRN`.
+        model: an `MRRNVideoClassifier`.
         paths: video files.
         size: `(height, width)` the frames are resized to.
         chunk_len: int >= 1. Frames per chunk. Defaults to `16`.
@@ -246,8 +246,7 @@ def classify_videos_streaming(
     """
     from mrrn_keras.predict import Prediction, VideoFailure
 
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
-        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    check_int("top_k", top_k)
     classifier = StreamingClassifier(model)
     results = []
     for path in map(os.fspath, paths):

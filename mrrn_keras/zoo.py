@@ -8,8 +8,9 @@ hyperparameters. `config.json`:
     name          str, the folder's name
     architecture  str, the part of the name before the first "."
     description   str, one line
-    model         the `MRRN` arguments, exactly as `MRRN.get_config()` minus
-                  name/trainable
+    model         the `MRRN` arguments (`MRRN.get_config()` minus name,
+                  trainable, dtype); missing ones take the constructor's
+                  defaults, unknown ones are refused
     input         {frames, height, width, sampling, dtype: "uint8", fps (optional)}
     labels        one str per class, or null (then model.num_classes is used)
     dataset       {name, split, recipe, format (optional)} or null
@@ -36,20 +37,29 @@ import json
 import os
 import pathlib
 import re
+import shutil
+import tempfile
 import types
 import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from mrrn_keras.data.sampling import SAMPLING_MODES
-from mrrn_keras.download import fetch_file, fetch_text, is_url, verify_file
+from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
-from mrrn_keras.files import is_safe_name
+from mrrn_keras.files import is_safe_name, replace_folder
+from mrrn_keras.validation import MIN_IMAGE_SIZE
+
+if TYPE_CHECKING:
+    import keras
+
+    from mrrn_keras.model import MRRN, MRRNVideoClassifier
 
 # Reading entries (`list_variants`, `variant_info`) imports neither Keras nor
 # the model, so `mrrn list` and `mrrn info` start at once; loading does.
-# tests/test_zoo.py holds these two to `mrrn_keras.model`.
+# tests/test_zoo.py holds these constants to `mrrn_keras.model`.
 FUSED_OUTPUT = "probabilities"
 
 ENTRY_FILE = "config.json"
@@ -57,13 +67,24 @@ CARD_FILE = "card.md"
 WEIGHTS_SUFFIX = ".weights.h5"
 # Metric subsets that mean "the fused output" (the model's own output).
 FUSED_SUBSETS = (FUSED_OUTPUT, "fused")
-# Every `MRRN` constructor argument: the keys of an entry's `model`.
-MODEL_ARGUMENTS = (
-    "num_classes", "backbone", "streams", "backbone_width", "backbone_weights", "backbone_mode",
-    "sru_units", "sru_layers", "state_gates", "sru_dropout", "time_pooling", "tap_pooling",
-    "dropout", "fusion", "fusion_weights", "stream_outputs", "class_names", "image_size",
+# Every `MRRN` constructor argument (the keys of an entry's `model`) and its
+# default (`num_classes` has none).
+MODEL_DEFAULTS = {
+    "num_classes": None, "backbone": "resnet34", "streams": ("low", "mid", "high"),
+    "backbone_width": 1.0, "backbone_weights": None, "backbone_mode": "shared",
+    "sru_units": 1024, "sru_layers": 3, "state_gates": False, "sru_dropout": 0.0,
+    "time_pooling": "mean", "tap_pooling": "avg", "dropout": 0.5, "fusion": "fixed",
+    "fusion_weights": None, "stream_outputs": False, "class_names": None, "image_size": None,
+    "implementation": "auto",
+}
+MODEL_ARGUMENTS = tuple(MODEL_DEFAULTS)
+# The `MRRNBackbone` arguments among them; the rest are the heads'.
+BACKBONE_ARGUMENTS = (
+    "backbone", "streams", "backbone_width", "backbone_weights", "backbone_mode", "sru_units",
+    "sru_layers", "state_gates", "sru_dropout", "time_pooling", "tap_pooling", "image_size",
     "implementation",
 )
+WEIGHTS_FILE = "model.weights.h5"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _NONE = type(None)
 
@@ -286,12 +307,14 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
 
 
 def _check_model(check: _Checker, model: dict) -> dict:
-    for key in MODEL_ARGUMENTS:
-        if key not in model:
-            check.fail(f"model.{key}", "is missing (an entry lists every MRRN argument)")
     for key in model:
         if key not in MODEL_ARGUMENTS:
             check.fail(f"model.{key}", f"is not an MRRN argument (known: {', '.join(MODEL_ARGUMENTS)})")
+    if "num_classes" not in model:
+        check.fail("model.num_classes", "is missing (it has no default)")
+    # A missing argument takes the constructor's default, as in MRRN(**model).
+    defaults = {k: v for k, v in MODEL_DEFAULTS.items() if k != "num_classes"}
+    model = {**{k: _thaw_default(v) for k, v in defaults.items()}, **model}
     num_classes = model["num_classes"]
     if not _is_type(num_classes, int) or num_classes < 1:
         check.fail("model.num_classes", f"must be a positive integer. Received: {num_classes!r}")
@@ -304,13 +327,18 @@ def _check_model(check: _Checker, model: dict) -> dict:
     return model
 
 
+def _thaw_default(value):
+    # Tuple defaults (`streams`) as JSON would hold them.
+    return list(value) if isinstance(value, tuple) else value
+
+
 def _check_input(check: _Checker, spec: dict, model: dict) -> None:
     check.fields(spec, "input.", _INPUT, _INPUT_OPTIONAL)
     if spec["frames"] < 1:
         check.fail("input.frames", f"must be >= 1. Received: {spec['frames']}")
     for key in ("height", "width"):
-        if spec[key] < 32:
-            check.fail(f"input.{key}", f"must be >= 32. Received: {spec[key]}")
+        if spec[key] < MIN_IMAGE_SIZE:
+            check.fail(f"input.{key}", f"must be >= {MIN_IMAGE_SIZE}. Received: {spec[key]}")
     if spec["sampling"] not in SAMPLING_MODES:
         check.fail("input.sampling", f"must be one of {SAMPLING_MODES}. Received: {spec['sampling']!r}")
     if spec["dtype"] != "uint8":
@@ -545,8 +573,12 @@ def _build(kwargs: dict, info: VariantInfo) -> MRRN:
 
 
 def _load_weights(model, path, info: VariantInfo) -> None:
+    from mrrn_keras.legacy import is_legacy_weights, legacy_view
+
     try:
-        model.load_weights(str(path))
+        # A file written before the backbone/classifier split is read by the old layout.
+        target = legacy_view(model) if is_legacy_weights(path) else model
+        target.load_weights(str(path))
     except (ValueError, OSError) as err:
         raise WeightsError(f"{path} does not fit {info.name}'s model: {_keras_reason(err)}") from err
 
@@ -555,7 +587,9 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     """Loads a whole model saved as `.keras` (by `model.save` or `mrrn finetune`), safely.
 
     Keras' `safe_mode` stays on: a file that would run code on load (a
-    `Lambda` layer's Python function) is refused.
+    `Lambda` layer's Python function) is refused. A file saved before the
+    backbone/classifier split (an `MRRN` of one flat model) loads too, its
+    weights read by the old layout (`mrrn_keras.legacy`).
 
     Args:
         path: str or path. The `.keras` file.
@@ -570,6 +604,7 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     import keras
 
     import mrrn_keras.model  # noqa: F401  (registers the MRRN layers with Keras)
+    from mrrn_keras.legacy import is_legacy_weights, legacy_view
 
     path = pathlib.Path(path)
     if not path.is_file():
@@ -577,6 +612,14 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     if not zipfile.is_zipfile(path):
         raise WeightsError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
     try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+            if WEIGHTS_FILE in archive.namelist():
+                weights = archive.extract(WEIGHTS_FILE, tmp)
+                if is_legacy_weights(weights):
+                    config = json.loads(archive.read("config.json"))
+                    model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+                    legacy_view(model).load_weights(weights)
+                    return model
         return keras.saving.load_model(path, safe_mode=True)
     # What Keras raises for a malformed or refused archive varies with its content.
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as err:
@@ -679,6 +722,9 @@ def load_mrrn(
 ) -> keras.Model:
     """Builds a zoo variant, with its pretrained weights by default.
 
+    `MRRNVideoClassifier.from_preset` and `MRRNBackbone.from_preset` call
+    this.
+
     Args:
         variant: a registered name (`list_variants()`), a local entry folder,
             or an http(s)/file URL of an entry folder.
@@ -687,18 +733,20 @@ def load_mrrn(
             file saved from a model built with the same arguments (including
             `num_classes` and `overrides`).
         num_classes: int or None. A number of classes different from the
-            entry's keeps the pretrained body (backbone and SRUs) and builds
-            fresh heads and fusion, for fine-tuning; labels then come from
-            `class_names=` or are None.
-        include_top: bool. `False` returns a model from frames to
+            entry's keeps the pretrained backbone and builds fresh heads and
+            fusion, for fine-tuning; labels then come from `class_names=`
+            or are None.
+        include_top: bool. `False` returns the `MRRNBackbone`: frames to
             `{stream: time-pooled features}` (the inputs of the heads).
         progress: bool or None. Progress bar for downloads; `None` shows it
             when stderr is a terminal.
         **overrides: other `MRRN` arguments, e.g. `implementation`,
-            `dropout`, `stream_outputs`, `class_names`.
+            `dropout`, `stream_outputs`, `class_names`. With pretrained
+            weights, backbone arguments may change only where the weights
+            still fit (`implementation`, `sru_dropout`, `image_size`, ...).
 
     Returns:
-        An uncompiled `MRRN`, or the feature `keras.Model` if
+        An uncompiled `MRRNVideoClassifier`, or its `MRRNBackbone` if
         `include_top=False`.
 
     Raises:
@@ -720,27 +768,21 @@ def load_mrrn(
             f"Unknown MRRN argument(s) {', '.join(unknown)}. Known: {', '.join(MODEL_ARGUMENTS)}"
         )
     base = info.model_kwargs()
-    target = dict(base)
-    new_heads = num_classes is not None and num_classes != base["num_classes"]
-    if new_heads:
-        target.update(num_classes=num_classes, class_names=None)
-    target.update(overrides)
+    changes = {k: v for k, v in overrides.items() if k == "name" or _thaw_default(v) != base[k]}
+    if num_classes is not None and num_classes != base["num_classes"]:
+        changes = {"class_names": None, **changes, "num_classes": num_classes}
 
-    if weights is None:
-        model = _build(target, info)
-    elif isinstance(weights, str) and weights == "pretrained":
-        path = pretrained_weights_path(info, progress=progress)
-        if target == base:
-            model = _build(base, info)
+    if isinstance(weights, str) and weights == "pretrained":
+        model = _build({**base, **_pick(changes, ("name",))}, info)
+        _load_weights(model, pretrained_weights_path(info, progress=progress), info)
+        model = _transfer(model, changes, info)
+    elif weights is None or isinstance(weights, (str, os.PathLike)):
+        model = _build({**base, **changes}, info)
+        if weights is not None:
+            path = pathlib.Path(weights)
+            if not path.is_file():
+                raise WeightsError(f"Weights file {path} not found")
             _load_weights(model, path, info)
-        else:
-            model = _transfer(info, base, target, path, new_heads=new_heads)
-    elif isinstance(weights, (str, os.PathLike)):
-        path = pathlib.Path(weights)
-        if not path.is_file():
-            raise WeightsError(f"Weights file {path} not found")
-        model = _build(target, info)
-        _load_weights(model, path, info)
     else:
         raise ZooError(
             '`weights` must be "pretrained", None or a path to a .weights.h5 file. '
@@ -749,36 +791,124 @@ def load_mrrn(
     # Frames of another size run (the network is fully convolutional) but are
     # warned about: see `mrrn_keras.predict.warn_if_untrained_size`.
     model.trained_size = (int(info.input["height"]), int(info.input["width"]))
-    return model if include_top else _features_model(model)
+    return model if include_top else model.backbone
 
 
-def _transfer(info, base, target, path, *, new_heads) -> MRRN:
-    """Builds `target` and fills it from the entry's weights, layer by layer.
+def _pick(mapping: dict, keys) -> dict:
+    return {k: v for k, v in mapping.items() if k in keys}
 
-    Keras' .weights.h5 files are matched by layer order, which other outputs
-    or streams change, so the entry's own model reads the file and its
-    weights are copied by layer name.
-    """
-    from mrrn_keras.model import copy_layer_weights
 
-    source = _build(base, info)
-    _load_weights(source, path, info)
-    model = _build(target, info)
-    skip = {f"{s}_head" for s in model.streams} | {"fusion"} if new_heads else set()
+def _transfer(model: MRRN, changes: dict, info: VariantInfo) -> MRRNVideoClassifier:
+    """The pretrained `model` with `changes`: its backbone (or a copy with other
+    arguments and the same weights) under heads that keep their weights unless
+    the classes change."""
+    from mrrn_keras.model import MRRNBackbone
+
+    backbone_changes = _pick(changes, BACKBONE_ARGUMENTS)
+    head_changes = {k: v for k, v in changes.items() if k not in BACKBONE_ARGUMENTS}
+    head_changes.pop("name", None)
+    if not backbone_changes and not head_changes:
+        return model
+    backbone = model.backbone
     try:
-        copy_layer_weights(source, model, skip=skip)
+        if backbone_changes:
+            config = {**backbone.get_config(), **backbone_changes}
+            backbone = MRRNBackbone.from_config(config)
+            backbone.set_weights(model.backbone.get_weights())
+        return model.with_heads(backbone=backbone, **head_changes)
     except ValueError as err:
-        changed = {k: v for k, v in target.items() if base.get(k) != v}
         raise ZooError(
-            f"{info.name}'s pretrained weights do not fit the model with {changed}: {err}. "
+            f"{info.name}'s pretrained weights do not fit the model with {changes}: {err}. "
             "Pass weights=None to build that model untrained."
         ) from err
-    return model
 
 
-def _features_model(model: MRRN) -> keras.Model:
-    import keras
+# === Writing ===
 
-    # (B, T, H, W, 3) uint8 -> {stream: (B, sru_units or tap channels)}
-    outputs = {s: model.get_layer(f"{s}_time_pooling").output for s in model.streams}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+
+def save_entry(
+    model: MRRNVideoClassifier,
+    folder: str | os.PathLike,
+    *,
+    input_spec: Mapping,
+    description: str,
+    card: str,
+    dataset: Mapping | None = None,
+    metrics=(),
+    license: str = "Apache-2.0",
+) -> VariantInfo:
+    """Writes `model` as a zoo entry folder, replacing the folder in one step.
+
+    The folder (named `architecture.tag`) gets `config.json`, `card.md` and
+    `model.weights.h5`; the entry is written beside it under a hidden name,
+    checked by the same parser `load_mrrn` uses, and only then moved into
+    place (`mrrn_keras.files.replace_folder`), so a reader sees the old
+    entry or the new one, never half of one.
+
+    Args:
+        model: an `MRRNVideoClassifier`; its `class_names` become the labels.
+        folder: str or path. The entry folder; its name is the entry's name.
+        input_spec: mapping `{frames, height, width, sampling[, fps]}`.
+        description: str. One line.
+        card: str. The model card's markdown.
+        dataset: mapping `{name, split, recipe[, format]}` or None.
+        metrics: sequence of `{name, value, split, subset, command}`.
+        license: str. Defaults to `"Apache-2.0"`.
+
+    Returns:
+        The written entry's `VariantInfo`.
+
+    Raises:
+        ZooError: the entry would not be valid (naming the field).
+        ValueError: `model` is not an `MRRNVideoClassifier`.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> from mrrn_keras import MRRN
+    >>> model = MRRN(2, backbone="resnet18", backbone_width=0.125, sru_units=8,
+    ...              sru_layers=1, class_names=["a", "b"])
+    >>> folder = pathlib.Path(tempfile.mkdtemp()) / "mrrn_tiny.demo"
+    >>> info = save_entry(model, folder, description="A demo.", card="# Demo",
+    ...                   input_spec={"frames": 4, "height": 32, "width": 32,
+    ...                               "sampling": "segments"})
+    >>> info.name, info.labels, load_mrrn(folder).count_params() == info.params
+    ('mrrn_tiny.demo', ('a', 'b'), True)
+    """
+    from mrrn_keras.model import MRRNVideoClassifier
+
+    if not isinstance(model, MRRNVideoClassifier):
+        raise ValueError(
+            f"`model` must be an MRRNVideoClassifier. Received: model of type {type(model).__name__}"
+        )
+    folder = pathlib.Path(folder)
+    scratch = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    entry = scratch / "entry"
+    entry.mkdir(parents=True)
+    try:
+        weights = entry / WEIGHTS_FILE
+        model.save_weights(str(weights))
+        data = {
+            "name": folder.name,
+            "architecture": folder.name.split(".")[0],
+            "description": description,
+            "model": model.mrrn_arguments(),
+            "input": {"dtype": "uint8", **input_spec},
+            "labels": None if model.class_names is None else list(model.class_names),
+            "dataset": None if dataset is None else dict(dataset),
+            "metrics": [dict(row) for row in metrics],
+            "license": license,
+            "params": int(model.count_params()),
+            "weights": {
+                "file": weights.name, "sha256": sha256_file(weights), "size": weights.stat().st_size,
+            },
+        }
+        parse_entry(data, source=str(folder / ENTRY_FILE), folder_name=folder.name,
+                    location=str(folder))
+        (entry / ENTRY_FILE).write_text(json.dumps(data, indent=2) + "\n")
+        (entry / CARD_FILE).write_text(card.rstrip() + "\n")
+        replace_folder(entry, folder, overwrite=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return _read_local(folder)

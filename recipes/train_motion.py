@@ -21,7 +21,6 @@ Cost and result of the shipped run are written into the entry's card.md and
 import json
 import os
 import pathlib
-import shutil
 import sys
 import time
 
@@ -32,12 +31,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
-from mrrn_keras import MRRN  # noqa: E402
-from mrrn_keras.model import copy_layer_weights  # noqa: E402
+from mrrn_keras import MRRN, save_entry  # noqa: E402
 from mrrn_keras.data.datasets import read_ucf101  # noqa: E402
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
 from mrrn_keras.data.video import read_frames  # noqa: E402
-from mrrn_keras.download import sha256_file  # noqa: E402
 from mrrn_keras.training import (  # noqa: E402
     compile_for_streams,
     repeat_labels,
@@ -136,20 +133,12 @@ def train_one(name, arch, data, flags_values, out):
     metrics = top1_by_output(predictions, test_y)
     metrics["train_fused_acc_last_epoch"] = float(history.history["probabilities_acc"][-1])
 
-    deploy = MRRN.from_config({**model.get_config(), "stream_outputs": False})
-    copy_layer_weights(model, deploy)
-    return deploy, metrics, seconds
+    return model.with_heads(stream_outputs=False), metrics, seconds
 
 
 def write_entry(entry_dir, model, metrics, twin_metrics, flags_values, seconds, counts, command):
-    """Writes config.json, card.md and weights of the zoo entry, atomically."""
+    """Writes the zoo entry (config.json, card.md, weights) with `mrrn_keras.save_entry`."""
     entry_dir = pathlib.Path(entry_dir)
-    tmp = entry_dir.with_name(entry_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_weights(str(tmp / "model.weights.h5"))
-    weights_file = tmp / "model.weights.h5"
-    config = {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")}
     size = flags_values["size"]
     data_desc = (
         f"mrrn_keras.data.synthetic motion videos: {len(MOTION_CLASSES)} classes, "
@@ -157,47 +146,24 @@ def write_entry(entry_dir, model, metrics, twin_metrics, flags_values, seconds, 
         f"frames at {size}x{size}, mpeg4 .avi, seed {flags_values['seed']}; UCF-101 layout, split 1 "
         f"({counts['train']} train / {counts['test']} test videos, test groups disjoint)"
     )
-    metric_rows = []
-    for key, value in metrics.items():
-        if key.startswith("train_"):
-            continue
-        metric_rows.append(
-            {"name": "top1", "value": round(value, 4), "split": "test", "subset": key, "command": command}
-        )
-    for key, value in twin_metrics.items():
-        if key.startswith("train_"):
-            continue
-        metric_rows.append(
-            {"name": "top1", "value": round(value, 4), "split": "test",
-             "subset": f"order_blind_twin/{key}", "command": command}
-        )
-    entry = {
-        "name": entry_dir.name,
-        "architecture": entry_dir.name.split(".")[0],
-        "description": "Tiny MRRN (ResNet-18 x0.25, 2x64 SRUs) trained on procedural motion videos.",
-        "model": config,
-        "input": {
-            "frames": flags_values["frames"], "height": size, "width": size,
-            "fps": 8, "sampling": "segments", "dtype": "uint8",
-        },
-        "labels": list(model.class_names),
-        "dataset": {"name": "synthetic-motion-9", "split": "1", "recipe": command},
-        "metrics": metric_rows,
-        "license": "Apache-2.0",
-        "params": int(model.count_params()),
-        "weights": {
-            "file": "model.weights.h5",
-            "sha256": sha256_file(weights_file),
-            "size": weights_file.stat().st_size,
-        },
-    }
-    (tmp / "config.json").write_text(json.dumps(entry, indent=2) + "\n")
-    (tmp / "card.md").write_text(
-        card_text(entry, metrics, twin_metrics, data_desc, seconds, flags_values) + "\n"
+    rows = [
+        {"name": "top1", "value": round(value, 4), "split": "test", "subset": key, "command": command}
+        for key, value in metrics.items() if not key.startswith("train_")
+    ] + [
+        {"name": "top1", "value": round(value, 4), "split": "test",
+         "subset": f"order_blind_twin/{key}", "command": command}
+        for key, value in twin_metrics.items() if not key.startswith("train_")
+    ]
+    input_spec = {"frames": flags_values["frames"], "height": size, "width": size, "fps": 8,
+                  "sampling": "segments"}
+    dataset = {"name": "synthetic-motion-9", "split": "1", "recipe": command}
+    entry = {"name": entry_dir.name, "input": input_spec, "params": int(model.count_params()),
+             "labels": list(model.class_names), "dataset": dataset}
+    save_entry(
+        model, entry_dir, input_spec=input_spec, dataset=dataset, metrics=rows,
+        description="Tiny MRRN (ResNet-18 x0.25, 2x64 SRUs) trained on procedural motion videos.",
+        card=card_text(entry, metrics, twin_metrics, data_desc, seconds, flags_values),
     )
-    if entry_dir.exists():
-        shutil.rmtree(entry_dir)
-    os.replace(tmp, entry_dir)
 
 
 def card_text(entry, metrics, twin_metrics, data_desc, seconds, fv):

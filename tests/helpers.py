@@ -68,26 +68,72 @@ def run_model_saving_test(model, inputs, tmp_path, atol=1e-6):
     return restored
 
 
-def run_layer_test(layer_factory, inputs, tmp_path, *, expected_weights, targets=None):
-    """Config round trip, weight count, symbolic and eager call, one jit fit step,
-    and a `.keras` round trip of a model around the layer."""
+def run_layer_test(
+    layer_factory,
+    inputs,
+    tmp_path,
+    *,
+    expected_output_shape,
+    expected_weights,
+    expected_dtype="float32",
+    targets=None,
+):
+    """The checks every layer goes through (as keras-hub's `run_layer_test`).
+
+    Config round trip; symbolic and eager calls with `expected_output_shape`
+    and `expected_dtype`; `expected_weights` weights; when the layer has
+    trainable weights, one `fit` step under `jit_compile=True` that changes
+    them; a `.keras` round trip of a model around the layer (same outputs);
+    and a mixed-precision build (float32 variables, finite outputs in the
+    layer's compute dtype).
+
+    Args:
+        layer_factory: `(**kwargs) -> layer`; kwargs carry `dtype` for the
+            mixed-precision check.
+        inputs: an array, or a list of arrays for a layer taking several.
+        expected_output_shape: the eager output's shape.
+        expected_weights: number of weights once built.
+        expected_dtype: dtype of the output at the default policy.
+        targets: fit targets; zeros like the output by default.
+    """
     layer = layer_factory()
     assert_config_round_trip(layer)
+    several = isinstance(inputs, (list, tuple))
+    arrays = list(inputs) if several else [inputs]
 
-    symbolic_in = keras.Input(shape=inputs.shape[1:], batch_size=None)
-    symbolic_out = layer(symbolic_in)
+    symbolic_in = [keras.Input(shape=x.shape[1:], dtype=str(x.dtype)) for x in arrays]
+    symbolic_out = layer(symbolic_in if several else symbolic_in[0])
     assert len(layer.weights) == expected_weights
+    assert tuple(symbolic_out.shape[1:]) == tuple(expected_output_shape[1:])
     model = keras.Model(symbolic_in, symbolic_out)
-    eager_out = np.asarray(model(inputs))
-    assert tuple(symbolic_out.shape[1:]) == eager_out.shape[1:]
+    eager_out = model(arrays if several else arrays[0])
+    assert tuple(eager_out.shape) == tuple(expected_output_shape)
+    assert keras.backend.standardize_dtype(eager_out.dtype) == expected_dtype
 
-    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
-    if targets is None:
-        targets = np.zeros_like(eager_out)
-    history = model.fit(inputs, targets, epochs=1, batch_size=len(inputs), verbose=0)
-    assert np.isfinite(history.history["loss"][0])
+    if layer.trainable_weights:
+        before = [np.asarray(w) for w in layer.trainable_weights]
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", jit_compile=True)
+        if targets is None:
+            targets = np.zeros(expected_output_shape, "float32")
+        model.fit(arrays if several else arrays[0], targets, epochs=1,
+                  batch_size=len(arrays[0]), verbose=0)
+        after = [np.asarray(w) for w in layer.trainable_weights]
+        assert any(not np.allclose(a, b) for a, b in zip(before, after)), "a fit step changed nothing"
 
-    run_model_saving_test(model, inputs, tmp_path)
+    run_model_saving_test(model, arrays if several else arrays[0], tmp_path)
+
+    mixed = layer_factory(dtype="mixed_float16")
+    out = mixed(arrays if several else arrays[0])
+    assert all(keras.backend.standardize_dtype(w.dtype) == "float32" for w in mixed.weights)
+    assert keras.backend.standardize_dtype(out.dtype) == mixed.compute_dtype
+    assert np.isfinite(np.asarray(keras.ops.cast(out, "float32"))).all()
+
+
+def assert_top1_matches_confusion(metrics):
+    """`top1` is the share of videos on the confusion matrix's diagonal."""
+    confusion = np.asarray(metrics["confusion_matrix"])
+    assert confusion.sum() == metrics["videos"] > 0
+    np.testing.assert_allclose(metrics["top1"], np.trace(confusion) / confusion.sum(), atol=1e-4)
 
 
 def indexed_frames(num_frames, height=32, width=40):

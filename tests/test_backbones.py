@@ -21,7 +21,12 @@ def _maps(model, height=SIZE, width=SIZE):
 
 
 def test_list_backbones():
-    assert list_backbones() == ["resnet101", "resnet152", "resnet18", "resnet34", "resnet50"]
+    names = list_backbones()
+    assert names == sorted(names) and set(names) == set(BACKBONES)
+    for name in names:
+        # Deeper taps have more channels.
+        channels = tap_channels(name)
+        assert channels["low"] < channels["mid"] < channels["high"]
     for name, spec in BACKBONES.items():
         assert spec.name == name
         assert [spec.tap(tap).stride for tap in TAP_NAMES] == [8, 16, 32]
@@ -37,7 +42,8 @@ def test_basic_tap_shapes_and_strides(name):
     for tap, feature_map in maps.items():
         stride = BACKBONES[name].tap(tap).stride
         assert tuple(feature_map.shape) == (1, SIZE // stride, SIZE // stride, channels[tap])
-        assert model.get_layer(BACKBONES[name].tap(tap).layer) is not None
+        # The tap is the output of the stage layer its spec names.
+        assert model.output[tap] is model.get_layer(BACKBONES[name].tap(tap).layer).output
 
 
 def test_resnet50_tap_shapes_and_strides():

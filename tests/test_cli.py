@@ -93,7 +93,6 @@ def test_predict_sample_clip(capsys, entry, videos, monkeypatch):
 
 
 @pytest.mark.multi_backend
-@pytest.mark.skipif(not predict.sample_clip_path().is_file(), reason="sample clip not added yet")
 def test_predict_bundled_sample_clip_with_default_variant(capsys):
     assert cli.main(["predict", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["variant"] == cli.DEFAULT_VARIANT
@@ -203,7 +202,7 @@ def test_version_and_one_vocabulary(capsys):
         cli.main(["--version"])
     assert capsys.readouterr().out.strip() == f"mrrn {__version__}"
     parser = cli.build_parser()
-    known = cli.option_strings(parser)
+    known = cli.option_strings(parser, "finetune")
     for old in ("--top-k", "--format", "--out", "--nopretrained"):
         assert old not in known  # shown nowhere, still accepted:
     args = parser.parse_args(cli.canonical_argv(

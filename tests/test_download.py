@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import time
 
 import filelock
@@ -289,6 +290,6 @@ def test_weights_that_do_not_fit_say_why(tiny, tmp_path):
     with pytest.raises(WeightsError) as err:
         load_mrrn(folder, weights=path)
     message = str(err.value)
-    assert "Layer 'low_sru_0' expected 3 variables, but received 2 variables" in message
+    assert re.search(r"Layer '\w+_sru_0' expected 3 variables, but received \d variables", message)
     assert "List of objects" not in message and "\n" not in message
     assert not message.rstrip().endswith(":")

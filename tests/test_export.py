@@ -21,6 +21,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from mrrn_keras import MRRN
 from mrrn_keras import export as export_lib
+from mrrn_keras import files as files_lib
 from mrrn_keras.export import export_for_serving
 
 CLASS_NAMES = ["a", "b", "c"]
@@ -310,7 +311,7 @@ def test_no_xla_by_default_and_xla_on_request(exported, tmp_path):
     )
     # The export switches the SRUs only while tracing.
     assert model.implementation == "auto"
-    assert {s.implementation for s in model.sru_layers_by_stream()["low"]} == {"auto"}
+    assert {s.implementation for s in model.backbone.sru_stacks["low"]} == {"auto"}
 
 
 def fake_saved_model(model, path, **kwargs):
@@ -371,7 +372,7 @@ def test_failed_fallback_swap_restores_the_old_version(tmp_path, monkeypatch):
         rename(src, dst)
 
     monkeypatch.setattr(export_lib.os, "rename", failing_rename)
-    monkeypatch.setattr(export_lib, "_exchange", lambda a, b: False)  # the fallback
+    monkeypatch.setattr(files_lib, "exchange_paths", lambda a, b: False)  # the fallback
     with pytest.raises(OSError, match="disk gone"):
         export_for_serving(tiny_model(), base, version=1, overwrite=True, warmup=False)
     assert sorted(p.name for p in base.iterdir()) == ["1"]
@@ -446,7 +447,7 @@ def test_overwrite_keeps_a_complete_version_at_every_instant(tmp_path, monkeypat
         return call
 
     monkeypatch.setattr(export_lib.os, "rename", watched("rename", os.rename))
-    monkeypatch.setattr(export_lib, "_exchange", watched("exchange", export_lib._exchange))
+    monkeypatch.setattr(files_lib, "exchange_paths", watched("exchange", files_lib.exchange_paths))
     monkeypatch.setattr(export_lib.shutil, "rmtree", watched("rmtree", shutil.rmtree))
     export_for_serving(tiny_model(), base, version=1, overwrite=True, warmup=False,
                        labels=["n", "e", "w"])

@@ -59,20 +59,19 @@ def test_time_order_matters():
 def test_backbone_modes_and_stream_subsets(mode):
     model = MRRN(3, streams=("mid", "low"), backbone_mode=mode, **TINY)
     assert model.streams == ("low", "mid")
-    names = [layer.name for layer in model.layers]
+    trunks = model.backbone.trunks
     if mode == "shared":
-        assert "backbone" in names
+        assert len(trunks) == 1 and set(trunks[0].output) == {"low", "mid"}
     else:
-        assert {"backbone_low", "backbone_mid"} <= set(names)
+        assert [set(t.output) for t in trunks] == [{"low"}, {"mid"}]
         # Each independent trunk is cut at its tap: the low trunk is smaller.
-        low, mid = model.get_layer("backbone_low"), model.get_layer("backbone_mid")
-        assert low.count_params() < mid.count_params()
+        assert trunks[0].count_params() < trunks[1].count_params()
     assert model(_frames()).shape == (2, 3)
 
 
 def test_learned_fusion_starts_from_given_weights_and_trains():
     model = MRRN(3, fusion="learned", fusion_weights=(1, 1, 2), **TINY)
-    fusion = model.get_layer("fusion")
+    fusion = model.stream_fusion
     np.testing.assert_allclose(fusion.stream_weights(), [0.25, 0.25, 0.5], atol=1e-6)
     assert any(w is fusion.logits for w in model.trainable_weights)
 
@@ -82,8 +81,11 @@ def test_fit_with_per_stream_losses():
     x, y = _frames(batch=4), np.array([0, 1, 2, 1])
     keys = ["probabilities", "low", "mid", "high"]
     model.compile(optimizer="adam", loss={k: "sparse_categorical_crossentropy" for k in keys})
-    history = model.fit(x, {k: y for k in keys}, epochs=2, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
+    heads = {s: np.asarray(model.heads[s].kernel) for s in model.streams}
+    history = model.fit(x, {k: y for k in keys}, epochs=1, verbose=0).history
+    # One loss per output, and each stream's head trained by its own.
+    assert {f"{k}_loss" for k in keys} <= set(history)
+    assert all(not np.allclose(model.heads[s].kernel, heads[s]) for s in model.streams)
 
 
 @pytest.mark.multi_backend
@@ -124,7 +126,7 @@ def test_set_implementation_keeps_outputs():
     x = _frames()
     want = np.asarray(model(x))
     model.set_implementation("graph")
-    assert {s.implementation for v in model.sru_layers_by_stream().values() for s in v} == {"graph"}
+    assert {s.implementation for v in model.backbone.sru_stacks.values() for s in v} == {"graph"}
     np.testing.assert_allclose(model(x), want, atol=1e-5)
 
 
@@ -138,7 +140,9 @@ def test_set_implementation_keeps_outputs():
         ({"fusion": "vote"}, "fusion"),
         ({"backbone_mode": "split"}, "backbone_mode"),
         ({"sru_units": 0}, "sru_units"),
-        ({"fusion_weights": (1, -1, 1)}, "weights"),
+        ({"fusion_weights": (1, -1, 1)}, "fusion_weights"),
+        ({"sru_layers": -1}, "sru_layers"),
+        ({"dropout": 1.0}, "dropout"),
         ({"class_names": ["a"]}, "class_names"),
         ({"image_size": (16, 16)}, "image_size"),
     ],
@@ -158,3 +162,53 @@ def test_bad_frames_name_the_argument(shape, what):
     model = MRRN(3, **TINY)
     with pytest.raises(ValueError, match=f"frames.*{what}|{what}.*frames"):
         model(np.zeros(shape, "uint8"))
+
+
+# === The split: MRRNBackbone and MRRNVideoClassifier ===
+
+BACKBONE_TINY = dict(backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=2)
+
+
+@pytest.mark.multi_backend
+def test_backbone_features_and_taps():
+    from mrrn_keras import MRRNBackbone
+
+    backbone = MRRNBackbone(streams=("low", "high"), **BACKBONE_TINY)
+    features = backbone(_frames())
+    assert {k: tuple(v.shape) for k, v in features.items()} == {"low": (2, 8), "high": (2, 8)}
+    taps = keras.Model(backbone.inputs, backbone.tap_outputs)(_frames())
+    # resnet18 x0.125: low 16 channels, high 64; one vector per frame.
+    assert {k: tuple(v.shape) for k, v in taps.items()} == {"low": (2, 4, 16), "high": (2, 4, 64)}
+    assert {k: len(v) for k, v in backbone.sru_stacks.items()} == {"low": 2, "high": 2}
+
+
+@pytest.mark.multi_backend
+def test_classifier_over_a_backbone_round_trips(tmp_path):
+    from mrrn_keras import MRRNBackbone, MRRNVideoClassifier
+
+    backbone = MRRNBackbone(**BACKBONE_TINY)
+    model = MRRNVideoClassifier(backbone, 3, class_names=["a", "b", "c"], stream_outputs=True)
+    assert model.backbone is backbone and set(model.heads) == {"low", "mid", "high"}
+    restored = run_model_saving_test(model, _frames(), tmp_path)
+    assert type(restored) is MRRNVideoClassifier and restored.class_names == ("a", "b", "c")
+    assert restored.get_config() == model.get_config()
+
+
+@pytest.mark.multi_backend
+def test_with_heads_deploys_and_gives_new_heads():
+    model = MRRN(3, stream_outputs=True, **TINY)
+    x = _frames()
+    deploy = model.with_heads(stream_outputs=False)
+    assert deploy.backbone is model.backbone
+    np.testing.assert_allclose(deploy(x), model(x)["probabilities"], atol=1e-6)
+    tuned = model.with_heads(num_classes=5, class_names=list("vwxyz"))
+    assert tuned(x)["low"].shape == (2, 5) and tuned.class_names == tuple("vwxyz")
+    with pytest.raises(ValueError, match="with_heads"):
+        model.with_heads(sru_units=4)
+
+
+def test_config_keeps_dtype():
+    model = MRRN(3, dtype="mixed_float16", **TINY)
+    config = model.get_config()
+    assert config["dtype"]["config"]["name"] == "mixed_float16"
+    assert MRRN.from_config(config).dtype_policy.name == "mixed_float16"

@@ -74,3 +74,14 @@ def test_save_and_load(tmp_path):
     model = keras.Model(frames, FramePreprocessing(**PREPROCESSING["caffe"])(frames))
     data = np.random.default_rng(2).integers(0, 256, size=(2, 3, 8, 8, 3)).astype("uint8")
     run_model_saving_test(model, data, tmp_path)
+
+
+@pytest.mark.multi_backend
+def test_layer_anatomy(tmp_path):
+    from tests.helpers import run_layer_test
+
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 8, 8, 3)).astype("uint8")
+    run_layer_test(
+        lambda **kw: FramePreprocessing(**PREPROCESSING["torch"], **kw), frames, tmp_path,
+        expected_output_shape=(2, 4, 8, 8, 3), expected_weights=0,
+    )

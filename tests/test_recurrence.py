@@ -7,6 +7,7 @@ import pytest
 from mrrn_keras.layers.recurrence import (
     AUTO_RULES,
     BACKENDS,
+    AutoRule,
     DEVICE_KINDS,
     IMPLEMENTATIONS,
     Plan,
@@ -40,6 +41,13 @@ def test_accelerators_unroll_the_loop_for_state_gates(device, backend):
 def test_cpu_keeps_the_measured_loop(backend, state_gates, steps):
     plan = choose_plan("auto", state_gates=state_gates, steps=steps, device="cpu", backend=backend)
     assert plan == Plan("loop", unroll=AUTO_RULES[("cpu", backend)].loop_unroll)
+
+
+@pytest.mark.parametrize("backend", ("tensorflow", "jax"))
+def test_cpu_rules_are_the_measured_ones(backend):
+    # docs/benchmarks.md section 5: on CPU neither the scan nor unrolling the
+    # loop 2, 4 or 8 steps beat the plain loop in two runs on either backend.
+    assert AUTO_RULES[("cpu", backend)] == AutoRule(scan_min_steps=None, loop_unroll=1)
 
 
 def test_a_crossover_threshold_needs_a_known_length():

@@ -460,8 +460,8 @@ def test_layer_anatomy(units, tmp_path):
     x = _inputs(batch=4, steps=5, dim=6)
     expected = 3 if units == 6 else 4
     run_layer_test(
-        lambda: SRU(units, return_sequences=True, dropout=0.1, seed=0),
-        x, tmp_path, expected_weights=expected,
+        lambda **kw: SRU(units, return_sequences=True, dropout=0.1, seed=0, **kw),
+        x, tmp_path, expected_output_shape=(4, 5, units), expected_weights=expected,
     )
 
 

@@ -66,7 +66,7 @@ def test_reset_rereads_weights():
     model = MRRN(3, sru_layers=1, time_pooling="last", **TINY)
     video = _frames(steps=4)
     stream = StreamingClassifier(model)
-    sru = model.get_layer("low_sru_0")
+    sru = model.backbone.sru_stacks["low"][0]
     sru.set_weights([w * 0.5 for w in sru.get_weights()])
     np.testing.assert_allclose(_stream(stream, video, 2), model(video), atol=1e-5)
 

@@ -148,3 +148,19 @@ def test_tap_model_jit_compiled_train_step():
     assert np.isfinite(history.history["loss"][0])
     after = [keras.ops.convert_to_numpy(w) for w in model.trainable_weights]
     assert any(not np.allclose(a, b) for a, b in zip(before, after))
+
+
+@pytest.mark.multi_backend
+def test_layer_anatomy(tmp_path):
+    from tests.helpers import run_layer_test
+
+    frames = _frames((2, 4, 8, 8, 3))
+    run_layer_test(
+        lambda **kw: FoldTime(**kw), frames, tmp_path,
+        expected_output_shape=(8, 8, 8, 3), expected_weights=0,
+    )
+    vectors = np.random.default_rng(0).normal(size=(8, 16)).astype("float32")
+    run_layer_test(
+        lambda **kw: UnfoldTime(**kw), [vectors, frames], tmp_path,
+        expected_output_shape=(2, 4, 16), expected_weights=0,
+    )

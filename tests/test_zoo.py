@@ -23,6 +23,7 @@ from mrrn_keras.zoo import (
     list_variants,
     load_mrrn,
     parse_entry,
+    save_entry,
     variant_info,
     zoo_dir,
 )
@@ -35,42 +36,29 @@ LABELS = ["left", "right", "still"]
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def tiny_entry_dict(model, name, weights):
-    """A config.json document for `model` (as the lead's and finetune's writers do)."""
-    return {
-        "name": name,
-        "architecture": name.split(".")[0],
-        "description": "Tiny test entry.",
-        "model": {k: v for k, v in model.get_config().items() if k not in ("name", "trainable")},
-        "input": {"frames": 4, "height": 32, "width": 32, "fps": 8, "sampling": "segments",
-                  "dtype": "uint8"},
-        "labels": list(LABELS),
-        "dataset": {"name": "none", "split": "1", "recipe": "tests/test_zoo.py"},
-        "metrics": [{"name": "top1", "value": 0.5, "split": "test", "subset": "probabilities",
-                     "command": "tests/test_zoo.py"}],
-        "license": "Apache-2.0",
-        "params": int(model.count_params()),
-        "weights": weights,
-    }
+INPUT = {"frames": 4, "height": 32, "width": 32, "fps": 8, "sampling": "segments"}
 
 
 def write_tiny_entry(root, name="mrrn_test.tiny", *, weights_url=None):
-    """Writes a tiny entry folder (bundled weights, or `weights_url` ones) and returns
-    (folder, model, weights bytes)."""
+    """Writes a tiny entry folder with `save_entry` (bundled weights, or moved to be
+    served from `weights_url`) and returns (folder, model, weights bytes)."""
     model = MRRN(len(LABELS), class_names=LABELS, **TINY)
     folder = pathlib.Path(root) / name
-    folder.mkdir(parents=True)
+    save_entry(
+        model, folder, input_spec=INPUT, description="Tiny test entry.",
+        card=f"# {name}\n\nA tiny test entry.",
+        dataset={"name": "none", "split": "1", "recipe": "tests/test_zoo.py"},
+        metrics=[{"name": "top1", "value": 0.5, "split": "test", "subset": "probabilities",
+                  "command": "tests/test_zoo.py"}],
+    )
     weights_file = folder / "model.weights.h5"
-    model.save_weights(str(weights_file))
     data = weights_file.read_bytes()
-    spec = {"sha256": sha256_file(weights_file), "size": len(data)}
-    if weights_url is None:
-        spec["file"] = weights_file.name
-    else:
-        spec["url"] = weights_url
+    if weights_url is not None:
+        entry = json.loads((folder / "config.json").read_text())
+        entry["weights"] = {"url": weights_url, "sha256": entry["weights"]["sha256"],
+                            "size": entry["weights"]["size"]}
+        (folder / "config.json").write_text(json.dumps(entry, indent=2))
         weights_file.unlink()
-    (folder / "config.json").write_text(json.dumps(tiny_entry_dict(model, name, spec), indent=2))
-    (folder / "card.md").write_text(f"# {name}\n\nA tiny test entry.\n")
     return folder, model, data
 
 
@@ -187,10 +175,12 @@ def test_parse_entry_is_frozen(tiny):
 # === load_mrrn ===
 
 
-def _assert_same_weights(a, b, layer_names):
-    for name in layer_names:
-        for x, y in zip(a.get_layer(name).get_weights(), b.get_layer(name).get_weights()):
-            np.testing.assert_array_equal(x, y)
+def _assert_same_weights(a, b):
+    """Two Keras models (or layers) hold equal weights, in order."""
+    a, b = a.get_weights(), b.get_weights()
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
 
 
 @pytest.mark.multi_backend
@@ -208,10 +198,10 @@ def test_load_weights_none_and_path(tiny):
     folder, model, _ = tiny
     random_init = load_mrrn(folder, weights=None)
     assert not np.array_equal(
-        random_init.get_layer("low_head").get_weights()[0], model.get_layer("low_head").get_weights()[0]
+        random_init.heads["low"].get_weights()[0], model.heads["low"].get_weights()[0]
     )
     from_path = load_mrrn(folder, weights=folder / "model.weights.h5")
-    _assert_same_weights(from_path, model, [l.name for l in model.layers if l.weights])
+    _assert_same_weights(from_path, model)
     with pytest.raises(WeightsError, match="not found"):
         load_mrrn(folder, weights=folder / "missing.weights.h5")
 
@@ -221,12 +211,11 @@ def test_new_num_classes_keeps_body(tiny):
     folder, model, _ = tiny
     tuned = load_mrrn(folder, num_classes=5)
     assert tuned.output_shape == (None, 5) and tuned.class_names is None
-    body = [l.name for l in model.layers if l.weights and not l.name.endswith("_head")]
-    assert any("sru" in n for n in body) and any("backbone" in n for n in body)
-    _assert_same_weights(tuned, model, body)
-    assert tuned.get_layer("low_head").get_weights()[0].shape[-1] == 5
+    _assert_same_weights(tuned.backbone, model.backbone)
+    assert all(head.get_weights()[0].shape[-1] == 5 for head in tuned.heads.values())
     named = load_mrrn(folder, num_classes=2, class_names=["x", "y"], stream_outputs=True)
     assert named.class_names == ("x", "y")
+    _assert_same_weights(named.backbone, model.backbone)
     assert set(named.predict(_frames(1), verbose=0)) == {"probabilities", "low", "mid", "high"}
 
 
@@ -263,7 +252,6 @@ def test_architecture_only_entry():
 
 
 @pytest.mark.multi_backend
-@pytest.mark.skipif("mrrn_tiny.motion" not in list_variants(), reason="entry not trained yet")
 def test_registered_pretrained_entry():
     model = load_mrrn("mrrn_tiny.motion")
     info = variant_info("mrrn_tiny.motion")
@@ -280,6 +268,87 @@ def test_corrupt_bundled_weights_refused(tiny, tmp_path):
     (copy_dir / "model.weights.h5").write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
         load_mrrn(copy_dir)
+
+
+def _legacy_archive(model, path):
+    """A `.keras` file as `model.save` wrote it before the backbone/classifier split."""
+    import zipfile
+
+    from mrrn_keras.legacy import legacy_view
+
+    weights = path.with_suffix(".weights.h5")
+    legacy_view(model).save_weights(str(weights))
+    config = {"module": "mrrn_keras.model", "class_name": "MRRN", "config": model.get_config(),
+              "registered_name": "mrrn_keras>MRRN"}
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        archive.writestr("config.json", json.dumps(config))
+        archive.write(weights, "model.weights.h5")
+    return weights
+
+
+@pytest.mark.multi_backend
+def test_files_from_before_the_split_load_with_equal_outputs(tiny, tmp_path):
+    from mrrn_keras.legacy import is_legacy_weights
+    from mrrn_keras.zoo import load_model_file
+
+    folder, model, _ = tiny
+    frames = _frames()
+    expected = model.predict(frames, verbose=0)
+    weights = _legacy_archive(model, tmp_path / "old.keras")
+    assert is_legacy_weights(weights) and not is_legacy_weights(folder / "model.weights.h5")
+    restored = load_model_file(tmp_path / "old.keras")
+    np.testing.assert_allclose(restored.predict(frames, verbose=0), expected, atol=1e-6)
+    # An entry written before the split: its weights file has the old layout.
+    old_entry = tmp_path / folder.name
+    old_entry.mkdir()
+    (old_entry / "card.md").write_text("# old")
+    (old_entry / "model.weights.h5").write_bytes(weights.read_bytes())
+    entry = json.loads((folder / "config.json").read_text())
+    entry["weights"].update(sha256=sha256_file(weights), size=weights.stat().st_size)
+    (old_entry / "config.json").write_text(json.dumps(entry))
+    np.testing.assert_allclose(load_mrrn(old_entry).predict(frames, verbose=0), expected, atol=1e-6)
+
+
+@pytest.mark.multi_backend
+def test_from_preset_beside_load_mrrn(tiny):
+    from mrrn_keras import MRRNBackbone, MRRNVideoClassifier
+
+    folder, model, _ = tiny
+    backbone = MRRNBackbone.from_preset(folder)
+    assert isinstance(backbone, MRRNBackbone)
+    _assert_same_weights(backbone, model.backbone)
+    tuned = MRRNVideoClassifier.from_preset(folder, num_classes=2, class_names=["x", "y"])
+    assert isinstance(tuned, MRRNVideoClassifier) and tuned.class_names == ("x", "y")
+    _assert_same_weights(tuned.backbone, model.backbone)
+    assert MRRNVideoClassifier.from_preset(folder, load_weights=False).class_names == tuple(LABELS)
+
+
+def test_entry_fills_missing_model_arguments_and_refuses_unknown(tiny):
+    data = json.loads((tiny[0] / "config.json").read_text())
+    for key in ("implementation", "fusion_weights", "tap_pooling"):
+        del data["model"][key]
+    info = parse_entry(copy.deepcopy(data), source="x", folder_name=None, location="x")
+    assert info.model["implementation"] == "auto" and info.model["tap_pooling"] == "avg"
+    data["model"]["units"] = 3
+    with pytest.raises(ZooError, match="model.units"):
+        parse_entry(data, source="x", folder_name=None, location="x")
+    del data["model"]["units"], data["model"]["num_classes"]
+    with pytest.raises(ZooError, match="model.num_classes"):
+        parse_entry(data, source="x", folder_name=None, location="x")
+
+
+def test_save_entry_replaces_an_entry_and_refuses_a_bad_one(tiny, tmp_path):
+    folder, model, _ = tiny
+    target = tmp_path / "mrrn_test.copy"
+    kwargs = dict(input_spec=INPUT, description="d", card="# c")
+    save_entry(model, target, **kwargs)
+    info = save_entry(model, target, **{**kwargs, "description": "second"})
+    assert info.description == "second" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "mrrn_test.copy"]
+    with pytest.raises(ZooError, match="input.height"):
+        save_entry(model, tmp_path / "mrrn_test.bad", **{**kwargs, "input_spec": {**INPUT, "height": 8}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mrrn_test.copy"]
 
 
 # === Downloads against a local HTTP server ===
@@ -482,11 +551,17 @@ def test_keras_free_copies_of_the_model_names_match_the_model():
 
     from mrrn_keras import model, zoo
 
-    arguments = tuple(
-        name for name, p in inspect.signature(model.MRRN.__init__).parameters.items()
+    defaults = {
+        name: (None if p.default is inspect.Parameter.empty else p.default)
+        for name, p in inspect.signature(model.MRRN.__init__).parameters.items()
         if name != "self" and p.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    assert zoo.MODEL_DEFAULTS == defaults
+    assert tuple(defaults) == zoo.MODEL_ARGUMENTS
+    assert zoo.BACKBONE_ARGUMENTS == tuple(
+        name for name in inspect.signature(model.MRRNBackbone.__init__).parameters
+        if name in defaults
     )
-    assert zoo.MODEL_ARGUMENTS == arguments
     assert zoo.FUSED_OUTPUT == model.FUSED_OUTPUT
 
 

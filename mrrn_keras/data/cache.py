@@ -56,6 +56,8 @@ from PIL import Image
 from mrrn_keras.data.datasets import VideoIndex
 from mrrn_keras.data.video import iter_frame_chunks, probe_video
 from mrrn_keras.errors import DatasetError, VideoError
+from mrrn_keras.files import replace_folder
+from mrrn_keras.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -252,8 +254,7 @@ def prepare_cache(
         ValueError: bad arguments.
     """
     for arg, value in (("short_side", short_side), ("every", every), ("workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be an integer >= 1. Received: {arg}={value!r}")
+        check_int(arg, value)
     if not 1 <= quality <= 100:
         raise ValueError(f"`quality` must be in [1, 100]. Received: quality={quality!r}")
     if on_error not in ("skip", "raise"):
@@ -262,8 +263,9 @@ def prepare_cache(
         raise DatasetError("Cannot prepare a cache of an empty VideoIndex")
     num_shards = num_shards or max(1, min(len(index), -(-len(index) // 256)))
     out_dir = pathlib.Path(out_dir)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    scratch = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(scratch, ignore_errors=True)
+    tmp = scratch / "cache"
     tmp.mkdir(parents=True)
     shards = [f"{name}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
     spans = index.spans or (None,) * len(index)
@@ -318,11 +320,9 @@ def prepare_cache(
             "skipped": skipped,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_folder(tmp, out_dir, overwrite=True)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     logger.info(
         "Frame cache %s: %d videos, %d frames, %d skipped", out_dir, stored, frames_total,
         len(skipped),

@@ -54,17 +54,12 @@ from mrrn_keras.data import cache as cache_lib
 from mrrn_keras.data.datasets import VideoIndex
 from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES, probe_video, read_frames
 from mrrn_keras.errors import VideoError
+from mrrn_keras.validation import check_int
 
 logger = logging.getLogger(__name__)
 
 ERROR_POLICIES = ("skip", "raise")
 CROP_COUNTS = (1, 3)
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,11 +87,11 @@ class ClipSpec:
     short_side: int | None = None
 
     def __post_init__(self):
-        _positive_int("clip_len", self.clip_len)
-        _positive_int("size", self.size)
-        _positive_int("stride", self.stride)
+        check_int("clip_len", self.clip_len)
+        check_int("size", self.size)
+        check_int("stride", self.stride)
         if self.short_side is not None:
-            _positive_int("short_side", self.short_side)
+            check_int("short_side", self.short_side)
         if self.mode not in SAMPLING_MODES:
             raise ValueError(f"`mode` must be one of {SAMPLING_MODES}. Received: mode={self.mode!r}")
         if self.short not in SHORT_POLICIES:
@@ -460,8 +455,8 @@ def clip_dataset(
         )
     if isinstance(source, VideoIndex) and not len(source):
         raise ValueError("`source` is an empty VideoIndex. Received: 0 videos")
-    _positive_int("batch_size", batch_size)
-    _positive_int("num_clips", num_clips)
+    check_int("batch_size", batch_size)
+    check_int("num_clips", num_clips)
     if num_crops not in CROP_COUNTS:
         raise ValueError(f"`num_crops` must be one of {CROP_COUNTS}. Received: num_crops={num_crops!r}")
     if on_error not in ERROR_POLICIES:

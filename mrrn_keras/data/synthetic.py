@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mrrn_keras.data import video
+from mrrn_keras.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +117,6 @@ def _class_name(label: int | str) -> str:
         f"`label` must be a class name or an int in [0, {len(MOTION_CLASSES)}). "
         f"Received: label={label!r}"
     )
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an integer >= {minimum}. Received: {name}={value!r}")
-    return int(value)
 
 
 def _luma(rgb: np.ndarray) -> float:
@@ -275,8 +270,8 @@ def render_clip(
     True
     """
     name = _class_name(label)
-    frames = _check_int("frames", frames, 2)
-    size = _check_int("size", size, 8)
+    frames = check_int("frames", frames, minimum=2)
+    size = check_int("size", size, minimum=8)
     if not isinstance(rng, np.random.Generator):
         raise ValueError(f"`rng` must be a numpy Generator. Received: rng={rng!r}")
     family, swap = _FAMILY[name]
@@ -391,10 +386,10 @@ def render_dataset(
     >>> x.shape, y.tolist()
     ((4, 4, 16, 16, 3), [0, 0, 1, 1])
     """
-    n_per_class = _check_int("n_per_class", n_per_class, 1)
-    frames = _check_int("frames", frames, 2)
-    size = _check_int("size", size, 8)
-    seed = _check_int("seed", seed, 0)
+    n_per_class = check_int("n_per_class", n_per_class, minimum=1)
+    frames = check_int("frames", frames, minimum=2)
+    size = check_int("size", size, minimum=8)
+    seed = check_int("seed", seed, minimum=0)
     classes = _check_classes(classes)
     clips = np.empty((n_per_class * len(classes), frames, size, size, 3), np.uint8)
     labels = np.repeat(np.arange(len(classes), dtype=np.int64), n_per_class)
@@ -476,12 +471,12 @@ def make_motion_dataset(
     >>> (root / "splits" / "classInd.txt").read_text().split()
     ['1', 'Grow', '2', 'Shrink']
     """
-    videos_per_class = _check_int("videos_per_class", videos_per_class, 1)
-    frames = _check_int("frames", frames, 2)
-    size = _check_int("size", size, 8)
-    fps = _check_int("fps", fps, 1)
-    seed = _check_int("seed", seed, 0)
-    clips_per_group = _check_int("clips_per_group", clips_per_group, 1)
+    videos_per_class = check_int("videos_per_class", videos_per_class, minimum=1)
+    frames = check_int("frames", frames, minimum=2)
+    size = check_int("size", size, minimum=8)
+    fps = check_int("fps", fps, minimum=1)
+    seed = check_int("seed", seed, minimum=0)
+    clips_per_group = check_int("clips_per_group", clips_per_group, minimum=1)
     classes = _check_classes(classes)
     is_number = isinstance(test_fraction, (int, float)) and not isinstance(test_fraction, bool)
     if not is_number or not 0 <= test_fraction < 1:

@@ -38,6 +38,7 @@ import numpy as np
 from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.errors import VideoError
 from mrrn_keras.files import current_umask
+from mrrn_keras.validation import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -343,8 +344,8 @@ def iter_frame_chunks(
     >>> [len(c) for c in iter_frame_chunks(path, 3, start=2, stride=2)]
     [3]
     """
-    chunk_len = _check_positive_int("chunk_len", chunk_len)
-    stride = _check_positive_int("stride", stride)
+    chunk_len = check_int("chunk_len", chunk_len)
+    stride = check_int("stride", stride)
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ValueError(f"`start` must be an integer >= 0. Received: start={start!r}")
     hw = _parse_size(size)
@@ -370,12 +371,6 @@ def iter_frame_chunks(
         container.close()
     if chunk:
         yield np.stack(chunk)
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be an integer >= 1. Received: {name}={value!r}")
-    return int(value)
 
 
 def sample_indices(
@@ -429,9 +424,9 @@ def sample_indices(
     >>> sample_indices(3, 5, mode="uniform", short="pad").tolist()
     [0, 1, 2, 2, 2]
     """
-    num_frames = _check_positive_int("num_frames", num_frames)
-    clip_len = _check_positive_int("clip_len", clip_len)
-    stride = _check_positive_int("stride", stride)
+    num_frames = check_int("num_frames", num_frames)
+    clip_len = check_int("clip_len", clip_len)
+    stride = check_int("stride", stride)
     if mode not in SAMPLING_MODES:
         raise ValueError(f"`mode` must be one of {SAMPLING_MODES}. Received: mode={mode!r}")
     if short not in SHORT_POLICIES:

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from mrrn_keras.validation import check_choice, check_int
+
 FUSIONS = ("fixed", "learned")
 
 
@@ -12,61 +14,62 @@ FUSIONS = ("fixed", "learned")
 class StreamFusion(keras.layers.Layer):
     """Weighted average of per-stream softmax scores.
 
-    `fixed` uses `weights` normalised to sum to one. `learned` keeps one
-    scalar logit per stream, starts from `log(weights)` and applies a softmax,
-    so the fused output is always a convex combination of the streams'
-    probabilities (and therefore a probability distribution itself).
+    `fixed` uses `fusion_weights` normalised to sum to one. `learned` keeps
+    one scalar logit per stream, starts from `log(fusion_weights)` and
+    applies a softmax, so the fused output is always a convex combination of
+    the streams' probabilities (and therefore a probability distribution
+    itself).
 
     Args:
         fusion: str. `"fixed"` or `"learned"`. Defaults to `"fixed"`.
-        weights: sequence of positive floats, one per stream, or `None` for
-            equal weights (the MRRN default). Defaults to `None`.
+        fusion_weights: sequence of positive floats, one per stream, or
+            `None` for equal weights (the MRRN default). Defaults to `None`.
         num_streams: int. Number of streams. Defaults to the length of
-            `weights`, or 3.
+            `fusion_weights`, or 3.
         **kwargs: base layer arguments.
 
     Call arguments:
         inputs: list of `(batch, classes)` probability tensors, one per
-            stream, in the order of `weights`.
+            stream, in the order of `fusion_weights`.
 
     Returns:
         `(batch, classes)` fused probabilities.
 
+    Raises:
+        ValueError: for an invalid argument, or a number of inputs other
+            than `num_streams`.
+
     Example:
 
     >>> import numpy as np
-    >>> fusion = StreamFusion(weights=(1.0, 3.0))
+    >>> fusion = StreamFusion(fusion_weights=(1.0, 3.0))
+    >>> np.asarray(fusion.stream_weights()).tolist()
+    [0.25, 0.75]
     >>> a, b = np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])
     >>> np.asarray(fusion([a, b])).round(2).tolist()
     [[0.25, 0.75]]
     """
 
-    def __init__(self, fusion="fixed", weights=None, num_streams=None, **kwargs):
+    def __init__(self, fusion="fixed", fusion_weights=None, num_streams=None, **kwargs):
         super().__init__(**kwargs)
-        if fusion not in FUSIONS:
-            raise ValueError(
-                f"`fusion` must be one of {FUSIONS}. Received: fusion={fusion!r}"
-            )
+        check_choice("fusion", fusion, FUSIONS)
         if num_streams is None:
-            num_streams = 3 if weights is None else len(weights)
-        if not isinstance(num_streams, int) or num_streams < 1:
-            raise ValueError(
-                "`num_streams` must be a positive integer. "
-                f"Received: num_streams={num_streams!r}"
-            )
-        if weights is None:
-            weights = (1.0,) * num_streams
-        weights = tuple(float(w) for w in weights)
-        if len(weights) != num_streams or any(
-            not math.isfinite(w) or w <= 0 for w in weights
+            num_streams = 3 if fusion_weights is None else len(fusion_weights)
+        num_streams = check_int("num_streams", num_streams)
+        if fusion_weights is None:
+            fusion_weights = (1.0,) * num_streams
+        fusion_weights = tuple(float(w) for w in fusion_weights)
+        if len(fusion_weights) != num_streams or any(
+            not math.isfinite(w) or w <= 0 for w in fusion_weights
         ):
             raise ValueError(
-                f"`weights` must hold {num_streams} positive finite numbers, "
-                f"one per stream. Received: weights={weights!r}"
+                f"`fusion_weights` must hold {num_streams} positive finite numbers, "
+                f"one per stream. Received: fusion_weights={fusion_weights!r}"
             )
         self.fusion = fusion
-        self.weights_init = weights
+        self.fusion_weights = fusion_weights
         self.num_streams = num_streams
+        self.logits = None
 
     def build(self, input_shape):
         if len(input_shape) != self.num_streams:
@@ -74,21 +77,25 @@ class StreamFusion(keras.layers.Layer):
                 f"StreamFusion expects {self.num_streams} stream inputs. "
                 f"Received: input_shape={input_shape}"
             )
-        self.logits = None
         if self.fusion == "learned":
-            log_weights = [math.log(w) for w in self.weights_init]
             self.logits = self.add_weight(
                 name="logits",
                 shape=(self.num_streams,),
-                initializer=keras.initializers.Constant(log_weights),
+                initializer=keras.initializers.Constant(
+                    [math.log(w) for w in self.fusion_weights]
+                ),
             )
 
     def stream_weights(self):
-        """The normalised per-stream weights, a `(num_streams,)` tensor."""
+        """The normalised per-stream weights, a `(num_streams,)` tensor.
+
+        Before `build` (and always for `fixed`) these are `fusion_weights`
+        normalised to sum to one; once built, `learned` reads its logits.
+        """
         if self.logits is not None:
             return ops.softmax(self.logits)
-        total = sum(self.weights_init)
-        return ops.convert_to_tensor([w / total for w in self.weights_init])
+        total = sum(self.fusion_weights)
+        return ops.convert_to_tensor([w / total for w in self.fusion_weights])
 
     def call(self, inputs):
         weights = ops.cast(self.stream_weights(), self.compute_dtype)
@@ -104,7 +111,7 @@ class StreamFusion(keras.layers.Layer):
         config.update(
             {
                 "fusion": self.fusion,
-                "weights": list(self.weights_init),
+                "fusion_weights": list(self.fusion_weights),
                 "num_streams": self.num_streams,
             }
         )

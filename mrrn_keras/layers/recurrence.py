@@ -80,8 +80,18 @@ class AutoRule:
 #   needs the loop). TPUs are not measured and follow the GPU: both pay per
 #   launched step.
 # - CPU, TensorFlow: the scan was nowhere faster than the XLA loop on 2 cores
-#   up to T=2048 (SRU docstring, docs/benchmarks.md).
-# - CPU, JAX: `python bench/sru.py` under KERAS_BACKEND=jax (docs/benchmarks.md).
+#   up to T=2048 (SRU docstring, docs/benchmarks.md), nor was the loop
+#   unrolled 2, 4 or 8 steps: `python bench/sru.py --shapes
+#   32x64x512,8x512x512,8x2048x512 --candidates floor,sru_xla,sru_unroll2,
+#   sru_unroll4,sru_unroll8,paper_xla,paper_unroll2,paper_unroll4,
+#   paper_unroll8 --repeats 5 --budget_s 2 --outer_jit`, run twice: no unroll
+#   factor ahead of the plain loop in both runs (docs/benchmarks.md, 5.3).
+# - CPU, JAX: the same on 2 cores: `KERAS_BACKEND=jax python bench/sru.py`
+#   with the candidates above plus paper_scan, B in {1, 8, 32}, T in
+#   {16, 64, 512, 2048}, d=512, run twice: neither unrolling nor the scan beat
+#   the lax.scan loop consistently (an alternative was ahead by > 0.05x of
+#   the floor in both runs in 2 of 36 shape x pass cells, each a different
+#   one: docs/benchmarks.md, 5.1).
 # - CPU, PyTorch: both run on keras.ops with autodiff; the loop is a Python
 #   loop of small ops (keras.ops.scan), whose backward grows fastest. One
 #   rough run on 2 cores under load 6 (B8 d512, fwd+bwd, ms, loop / scan):

@@ -13,7 +13,12 @@ gradient reaching ``c_t``,
     duc_t = g_t A_t,   duf_t = -g_t K_t,   dv_f = sum_t duf_t c_{t-1}
 
 so the reverse loop is one multiply-add per step; ``A``, ``K`` and ``P`` are
-computed for all steps at once from the forward's c sequence.
+computed for all steps at once from the forward's c sequence (computing them
+step by step inside the reverse loop instead measured 1.76x slower at B32
+T64 d512: the loop body runs on one (B, U) slice at a time). Both loops read
+step t of their batch-major inputs as ``x[:, t]`` rather than transposing
+them to time-major first (13% and 16% less time for the recurrence's
+forward+backward at B32 T64 d512 inside XLA, two interleaved runs).
 
 Why a hand-written gradient: autodiff through an XLA while loop was measured
 at 7x (T=64) to 21x (T=512) the cost of the layer's own matmul.
@@ -45,15 +50,19 @@ import tensorflow as tf
 
 
 def _forward_loop(uc, uf, vf, mask, c0, unroll):
-    """c sequence from time-major inputs (T, B, U), T a multiple of unroll; mask is (T, B, 1)."""
-    steps = tf.shape(uc)[0]
+    """c sequence, time-major (T, B, U), from batch-major (B, T, U) inputs, T a multiple of unroll.
+
+    Step t reads `x[:, t]` from the batch-major inputs, so they need no
+    transpose first; mask is (B, T, 1).
+    """
+    steps = tf.shape(uc)[1]
     out = tf.TensorArray(uc.dtype, size=steps, element_shape=c0.shape)
 
     def body(i, c, out):
         for j in range(unroll):
             t = i * unroll + j
-            f = tf.sigmoid(uf[t] + vf * c)
-            c = c + mask[t] * (1.0 - f) * (uc[t] - c)
+            f = tf.sigmoid(uf[:, t] + vf * c)
+            c = c + mask[:, t] * (1.0 - f) * (uc[:, t] - c)
             out = out.write(t, c)
         return i + 1, c, out
 
@@ -68,15 +77,19 @@ def _forward_loop(uc, uf, vf, mask, c0, unroll):
 
 
 def _backward_loop(dc_seq, p_seq, unroll):
-    """Reverse linear recurrence g_t = dC_t + P_{t+1} g_{t+1}; returns (G, dc0)."""
-    steps = tf.shape(dc_seq)[0]
-    out = tf.TensorArray(dc_seq.dtype, size=steps, element_shape=dc_seq.shape[1:])
+    """Reverse linear recurrence g_t = dC_t + P_{t+1} g_{t+1} over batch-major (B, T, U).
+
+    Returns (G time-major (T, B, U), dc0).
+    """
+    steps = tf.shape(dc_seq)[1]
+    carry0 = tf.zeros_like(dc_seq[:, 0])  # (B, U)
+    out = tf.TensorArray(dc_seq.dtype, size=steps, element_shape=carry0.shape)
 
     def body(i, carry, out):
         for j in range(unroll):
             t = steps - 1 - (i * unroll + j)
-            g = dc_seq[t] + carry
-            carry = p_seq[t] * g
+            g = dc_seq[:, t] + carry
+            carry = p_seq[:, t] * g
             out = out.write(t, g)
         return i + 1, carry, out
 
@@ -84,23 +97,22 @@ def _backward_loop(dc_seq, p_seq, unroll):
     _, dc0, out = tf.while_loop(
         lambda i, carry, out: i < iterations,
         body,
-        (tf.constant(0), tf.zeros_like(dc_seq[0]), out),
+        (tf.constant(0), carry0, out),
         maximum_iterations=iterations,
     )
     return out.stack(), dc0
 
 
-def _time_major(x, unroll):
-    """(B, T, U) -> (T', B, U), T' = T rounded up to a multiple of unroll.
+def _padded(x, unroll):
+    """(B, T, U) -> (B, T', U), T' = T rounded up to a multiple of unroll.
 
     The padding steps are zeros: as mask values they carry c unchanged, as
     output gradients they add nothing.
     """
-    x = tf.transpose(x, (1, 0, 2))
     if unroll == 1:
         return x
-    pad = tf.math.floormod(-tf.shape(x)[0], unroll)
-    return tf.pad(x, [[0, pad], [0, 0], [0, 0]])
+    pad = tf.math.floormod(-tf.shape(x)[1], unroll)
+    return tf.pad(x, [[0, 0], [0, pad], [0, 0]])
 
 
 def _batch_major(x, steps):
@@ -110,7 +122,7 @@ def _batch_major(x, steps):
 
 def _forward(uc, uf, vf, mask, c0, unroll):
     c_seq = _forward_loop(
-        *(_time_major(t, unroll) for t in (uc, uf)), vf, _time_major(mask, unroll), c0, unroll
+        *(_padded(t, unroll) for t in (uc, uf)), vf, _padded(mask, unroll), c0, unroll
     )
     return _batch_major(c_seq, tf.shape(uc)[1])
 
@@ -122,7 +134,7 @@ def _backward(uc, uf, vf, mask, c0, c_seq, d_c_seq, unroll):
     a = mask * (1.0 - f)
     k = mask * (uc - c_prev) * f * (1.0 - f)
     p = 1.0 - a - k * vf
-    g, d_c0 = _backward_loop(_time_major(d_c_seq, unroll), _time_major(p, unroll), unroll)
+    g, d_c0 = _backward_loop(_padded(d_c_seq, unroll), _padded(p, unroll), unroll)
     g = _batch_major(g, tf.shape(uc)[1])
     d_uf = -g * k
     d_vf = tf.reduce_sum(d_uf * c_prev, axis=(0, 1))

@@ -7,6 +7,7 @@ from keras import ops
 
 from mrrn_keras.layers import recurrence
 from mrrn_keras.layers.recurrence import IMPLEMENTATIONS, check_scan
+from mrrn_keras.validation import check_int
 
 
 @keras.saving.register_keras_serializable(package="mrrn_keras")
@@ -132,10 +133,7 @@ class SRU(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(units, int) or isinstance(units, bool) or units <= 0:
-            raise ValueError(
-                f"`units` must be a positive integer. Received: units={units!r}"
-            )
+        check_int("units", units)
         for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import keras
 
+from mrrn_keras.validation import check_int
+
 SPATIAL_POOLINGS = {
     "avg": keras.layers.GlobalAveragePooling2D,
     "max": keras.layers.GlobalMaxPooling2D,
@@ -60,9 +62,7 @@ class FoldTime(keras.layers.Layer):
 
     def __init__(self, rank=5, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 2:
-            raise ValueError(f"`rank` must be an integer >= 2. Received: rank={rank!r}")
-        self.rank = rank
+        self.rank = check_int("rank", rank, minimum=2)
 
     def build(self, input_shape):
         _check_time_axis(input_shape, self.rank)

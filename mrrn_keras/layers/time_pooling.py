@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from mrrn_keras.validation import check_choice
+
 TIME_POOLINGS = ("mean", "max", "last")
 
 
@@ -17,6 +19,15 @@ class TimePooling(keras.layers.Layer):
             reproduce exactly). Defaults to `"mean"`.
         **kwargs: base layer arguments.
 
+    Call arguments:
+        inputs: `(batch, time, features)` tensor, `time >= 1`.
+
+    Returns:
+        `(batch, features)` tensor of the inputs' dtype.
+
+    Raises:
+        ValueError: for an unknown `mode`.
+
     Example:
 
     >>> import numpy as np
@@ -27,12 +38,7 @@ class TimePooling(keras.layers.Layer):
 
     def __init__(self, mode="mean", **kwargs):
         super().__init__(**kwargs)
-        if mode not in TIME_POOLINGS:
-            raise ValueError(
-                f"`time_pooling` must be one of {TIME_POOLINGS}. "
-                f"Received: time_pooling={mode!r}"
-            )
-        self.mode = mode
+        self.mode = check_choice("mode", mode, TIME_POOLINGS)
 
     def call(self, inputs):
         if self.mode == "mean":

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Issue 10's accelerator table in one command: the SRU (auto, loop, loop
+# unrolled 8, parallel scan; state_gates True and False) against its matmul
+# floor, Keras LSTM/GRU on JAX and torch's cuDNN LSTM, forward and
+# forward+backward, B in {8, 32}, T = 16..2048, d=512 (`bench/sru.py
+# --preset gpu`). For a machine with JAX + CUDA and PyTorch but no
+# TensorFlow and no keras:
+#
+#   bash bench/gpu.sh > sru_gpu.json          # table on stderr, JSON on stdout
+#
+# Python packages the machine lacks travel as wheels in .whl/, fetched on a
+# machine with internet (keras, namex, optree, and packaging and typing_extensions
+# in case the machine lacks them, for Keras; av, tqdm, filelock
+# because `import mrrn_keras` imports them):
+#
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_17_x86_64 -d .whl keras namex optree packaging typing_extensions av tqdm filelock
+#
+# and are installed into .pydeps/ here, once. Arguments go on to bench/sru.py
+# and override the preset, e.g. the CPU smoke run the tests do:
+#
+#   bash bench/gpu.sh --shapes 2x8x16 --repeats 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# Set before anything imports keras: its default backend would import TensorFlow.
+export KERAS_BACKEND=jax
+needed="import keras, av, tqdm, filelock"
+if ! python -c "$needed" 2>/dev/null; then
+  if [ ! -d .pydeps ]; then
+    if ! ls .whl/*.whl >/dev/null 2>&1; then
+      echo "bench/gpu.sh: '$needed' fails and there are no wheels in $PWD/.whl;" \
+        "fetch them with the pip download command at the top of this script." >&2
+      exit 2
+    fi
+    python -m pip install --quiet --no-deps --no-index --target .pydeps .whl/*.whl
+  fi
+  export PYTHONPATH=".pydeps${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# JAX would otherwise take 75% of the GPU's memory and leave torch little.
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+exec python bench/sru.py --preset gpu "$@"

@@ -1,0 +1,233 @@
+"""`export_model`: every deployment format behind one call (`mrrn export --format`)."""
+
+import json
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from mrrn_keras.errors import ExportError, require_tensorflow_backend
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("savedmodel", "litert", "onnx")
+LABELS_FILE = "labels.txt"
+MANIFEST_FILE = "deploy.json"
+MOTION_DATASET = "synthetic-motion-9"
+# Calibration clips come from the motion generator with another seed than
+# the dataset's (seed 0), so no test clip is used to quantize.
+CALIBRATION_SEED = 1
+
+
+def export_model(
+    model_or_variant,
+    out,
+    *,
+    format: str = "savedmodel",
+    stream: bool = False,
+    quantization: str | None = None,
+    representative: Iterable[np.ndarray] | None = None,
+    frames: int | None = None,
+    chunk_frames: int = 1,
+    labels: Sequence[str] | None = None,
+    overwrite: bool = False,
+    **serving_kwargs,
+) -> pathlib.Path:
+    """Exports an MRRN as a SavedModel, a LiteRT file or an ONNX file.
+
+    `format="savedmodel"` without `stream` is `mrrn_keras.export.
+    export_for_serving` (a versioned TF Serving base; `serving_kwargs` go
+    there). Every other export writes the folder `out` (atomically: built
+    beside it, then renamed) holding the model, `labels.txt` (one class name
+    per line, in output order) and `deploy.json` (format, file, signatures,
+    input shapes, quantization).
+
+        litert              model.tflite: `serving_default`, frames uint8
+                            (1, frames, H, W, 3) -> probabilities (1, K)
+        litert, stream      stream.tflite: `init_states`, `step` on
+                            (1, chunk_frames, H, W, 3) (mrrn_keras.deploy.stream)
+        savedmodel, stream  a SavedModel in `out`: `init_states(batch_size)`,
+                            `step` on (B, T, H, W, 3), any B and T
+        onnx                model.onnx: frames uint8 (1, frames, H, W, 3) ->
+                            probabilities (1, K)
+
+    Args:
+        model_or_variant: an `MRRN` or a zoo variant name / entry folder.
+        out: the folder to write (the TF Serving base for plain SavedModels).
+        format: one of `FORMATS`. Defaults to `"savedmodel"`.
+        stream: export the streaming model with explicit state (SavedModel
+            or LiteRT). Defaults to `False`.
+        quantization: LiteRT clip model only: None, `"dynamic"` or `"int8"`
+            (`mrrn_keras.deploy.litert`).
+        representative: uint8 clips `(frames, H, W, 3)` or video files
+            (sampled like the model's input) to calibrate `"int8"`. Defaults to 64 clips of the motion generator for an
+            entry trained on it; required otherwise.
+        frames: clip length of the LiteRT/ONNX clip model. Defaults to the
+            variant's frame count.
+        chunk_frames: frames per `step` of the streaming LiteRT model.
+            Defaults to `1`.
+        labels: class names. Defaults to the model's, the variant's, else
+            `class_<i>`.
+        overwrite: replace an existing `out`. Defaults to `False`.
+
+    Returns:
+        The written path: the model file (LiteRT, ONNX), the SavedModel
+        folder (stream), or the version folder (TF Serving).
+
+    Raises:
+        ValueError: an invalid argument or combination.
+        FileExistsError: `out` exists and `overwrite` is false.
+        ExportError: the conversion failed or `out` cannot be written.
+        mrrn_keras.errors.BackendError: under a backend other than TensorFlow.
+    """
+    require_tensorflow_backend(f"{format} export")
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {FORMATS}. Received: format={format!r}")
+    if stream and format == "onnx":
+        raise ValueError("The streaming model is exported as savedmodel or litert. "
+                         "Received: format='onnx', stream=True")
+    if quantization is not None and (format != "litert" or stream):
+        raise ValueError(
+            "Quantization applies to the LiteRT clip model only. "
+            f"Received: quantization={quantization!r}, format={format!r}, stream={stream!r}"
+        )
+    for name, value in (("frames", frames), ("chunk_frames", chunk_frames)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or value <= 0):
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    from mrrn_keras import export as serving
+
+    if format == "savedmodel" and not stream:
+        return serving.export_for_serving(
+            model_or_variant, out, labels=labels, frames=frames, overwrite=overwrite,
+            **serving_kwargs,
+        )
+    if serving_kwargs:
+        raise ValueError(f"Only the TF Serving export takes {sorted(serving_kwargs)}")
+
+    from mrrn_keras.labels import resolve_labels
+
+    model, info = serving._resolve_model(model_or_variant)
+    output = model.output["probabilities"] if isinstance(model.output, dict) else model.output
+    num_classes = int(output.shape[-1])
+    labels = resolve_labels(labels, model, info, num_classes)
+    frame_shape = serving._resolve_image_size(None, getattr(model, "image_size", None), info)
+    if frames is None and not stream:
+        if info is None:
+            raise ValueError(f"A {format} clip model has a fixed clip length: pass `frames`. "
+                             "Received: frames=None")
+        frames = int(info.input["frames"])
+    if quantization == "int8":
+        representative = (
+            _motion_clips(info, frames, frame_shape) if representative is None
+            else [_as_clip(item, frames, frame_shape) for item in representative]
+        )
+
+    out = pathlib.Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: pass overwrite=True (`--overwrite`).")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    except OSError as err:
+        raise ExportError(f"Cannot write next to {out}: {err.strerror or err}") from err
+    try:
+        manifest = _write(model, tmp, format=format, stream=stream, quantization=quantization,
+                          representative=representative, frames=frames,
+                          chunk_frames=chunk_frames, frame_shape=frame_shape)
+        (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
+        manifest.update(labels=LABELS_FILE, num_classes=num_classes,
+                        variant=info.name if info is not None else None)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        os.chmod(tmp, 0o777 & ~_umask())
+        if out.exists():
+            shutil.rmtree(out)
+        os.rename(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("Exported %s as %s to %s", model.name, format, out)
+    return out / manifest["file"] if manifest["file"] != "." else out
+
+
+def _write(model, folder, *, format, stream, quantization, representative, frames,
+           chunk_frames, frame_shape) -> dict:
+    from mrrn_keras.deploy import litert, stream as stream_lib
+
+    height, width = frame_shape
+    work = folder / ".work"
+    work.mkdir()
+    try:
+        if stream and format == "savedmodel":
+            stream_lib.export_stream_savedmodel(model, work / "sm", frame_shape=frame_shape)
+            for item in (work / "sm").iterdir():
+                os.rename(item, folder / item.name)
+            return {
+                "format": "savedmodel", "file": ".", "stream": True,
+                "signatures": {
+                    stream_lib.INIT_SIGNATURE: {"batch_size": "int32 ()"},
+                    stream_lib.STEP_SIGNATURE: {"frames": f"uint8 (B, T, {height}, {width}, 3)"},
+                },
+            }
+        if stream:
+            data = litert.stream_flatbuffer(model, work, frame_shape=frame_shape,
+                                            chunk_frames=chunk_frames)
+            (folder / "stream.tflite").write_bytes(data)
+            return {
+                "format": "litert", "file": "stream.tflite", "stream": True,
+                "signatures": {
+                    stream_lib.INIT_SIGNATURE: {},
+                    stream_lib.STEP_SIGNATURE: {
+                        "frames": f"uint8 (1, {chunk_frames}, {height}, {width}, 3)"},
+                },
+            }
+        data = litert.clip_flatbuffer(model, work, frames=frames, frame_shape=frame_shape,
+                                      quantization=quantization, representative=representative)
+        shape = f"uint8 (1, {frames}, {height}, {width}, 3)"
+        if format == "onnx":
+            from mrrn_keras.deploy.onnx import onnx_from_litert
+
+            (folder / "model.onnx").write_bytes(onnx_from_litert(data, work))
+            return {"format": "onnx", "file": "model.onnx", "stream": False,
+                    "inputs": {"frames": shape}, "outputs": {"probabilities": "float32 (1, K)"}}
+        (folder / "model.tflite").write_bytes(data)
+        return {
+            "format": "litert", "file": "model.tflite", "stream": False,
+            "quantization": quantization,
+            "signatures": {litert.CLIP_SIGNATURE: {"frames": shape}},
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _motion_clips(info, frames, frame_shape):
+    if info is None or not info.dataset or info.dataset.get("name") != MOTION_DATASET:
+        raise ValueError(
+            "`quantization='int8'` calibrates on representative clips: pass `representative` "
+            "(uint8 clips of the model's input shape) for a model not trained on the motion "
+            "data. Received: representative=None"
+        )
+    from mrrn_keras.data.synthetic import MOTION_CLASSES, render_dataset
+
+    per_class = -(-64 // len(MOTION_CLASSES))
+    clips, _ = render_dataset(per_class, frames=frames, size=frame_shape[0],
+                              seed=CALIBRATION_SEED)
+    return list(clips)
+
+
+def _as_clip(item, frames, frame_shape):
+    """A calibration clip: an array as given, or a video file sampled like the model's input."""
+    if isinstance(item, (str, os.PathLike)):
+        from mrrn_keras.data.video import load_clip
+
+        return load_clip(item, frames, size=tuple(frame_shape))
+    return np.asarray(item, np.uint8)
+
+
+def _umask() -> int:
+    from mrrn_keras.files import current_umask
+
+    return current_umask()

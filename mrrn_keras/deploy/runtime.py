@@ -1,0 +1,161 @@
+"""Runs an exported streaming model (SavedModel folder or LiteRT file).
+
+`ExportedStream` has the interface of `mrrn_keras.streaming.
+StreamingClassifier` (`reset`, `update`, `frames_seen`), so the same
+chunk loop drives a Keras model or an exported file. `iter_source_chunks`
+reads frames from a video file, a stream URL (rtsp://, http://, ...) or a
+camera device, wherever FFmpeg (PyAV) can open it.
+"""
+
+import json
+import os
+import pathlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from mrrn_keras.errors import VideoError
+
+INIT_SIGNATURE = "init_states"
+STEP_SIGNATURE = "step"
+PROBABILITIES = "probabilities"
+LABELS_FILE = "labels.txt"
+
+
+class ExportedStream:
+    """Feeds chunks through an exported `init_states` / `step` model.
+
+    Args:
+        path: a streaming SavedModel folder or a `stream.tflite` file (from
+            `mrrn export --stream`); `labels.txt` beside it names the classes.
+
+    Attributes:
+        labels: class names, or None when no `labels.txt` is found.
+        frame_shape: `(height, width)` the model takes.
+        chunk_frames: the fixed chunk length of a LiteRT file (None: any).
+    """
+
+    def __init__(self, path):
+        path = pathlib.Path(path)
+        folder = path if path.is_dir() else path.parent
+        labels = folder / LABELS_FILE
+        self.labels = labels.read_text().splitlines() if labels.is_file() else None
+        if path.is_dir():
+            import tensorflow as tf
+
+            loaded = tf.saved_model.load(str(path))
+            self._keep = loaded
+            init, step = loaded.signatures[INIT_SIGNATURE], loaded.signatures[STEP_SIGNATURE]
+            shape = step.structured_input_signature[1]["frames"].shape
+            self._init = lambda batch: {
+                k: v.numpy() for k, v in init(batch_size=tf.constant(batch, tf.int32)).items()
+            }
+            self._step = lambda **kw: {k: v.numpy() for k, v in step(
+                **{k: tf.constant(v) for k, v in kw.items()}).items()}
+            self.chunk_frames = None
+        else:
+            import tensorflow as tf
+
+            interpreter = tf.lite.Interpreter(model_path=str(path))
+            init = interpreter.get_signature_runner(INIT_SIGNATURE)
+            step = interpreter.get_signature_runner(STEP_SIGNATURE)
+            shape = step.get_input_details()["frames"]["shape"]
+            self._init = lambda batch: init()
+            self._step = step
+            self.chunk_frames = int(shape[1])
+        self.frame_shape = (int(shape[2]), int(shape[3]))
+        self.reset()
+
+    def reset(self):
+        """Forgets the frames seen so far."""
+        self._state = None
+        self.frames_seen = 0
+
+    def update(self, chunk_frames) -> np.ndarray:
+        """Feeds `(batch, time, H, W, 3)` uint8 frames; returns `(batch, K)` probabilities so far.
+
+        A LiteRT file takes a fixed chunk length: longer chunks are fed in
+        pieces of it; a length that is not a multiple raises `ValueError`.
+        """
+        frames = np.asarray(chunk_frames, np.uint8)
+        if frames.ndim != 5 or frames.shape[1] == 0:
+            raise ValueError(
+                "`chunk_frames` must have shape (batch, time >= 1, height, width, 3). "
+                f"Received: chunk_frames.shape={frames.shape}"
+            )
+        piece = self.chunk_frames or frames.shape[1]
+        if frames.shape[1] % piece:
+            raise ValueError(
+                f"This LiteRT file takes chunks of {piece} frames. "
+                f"Received: chunk_frames.shape={frames.shape}"
+            )
+        if self._state is None:
+            self._state = dict(self._init(frames.shape[0]))
+        for start in range(0, frames.shape[1], piece):
+            outputs = self._step(frames=frames[:, start:start + piece], **self._state)
+            probabilities = outputs.pop(PROBABILITIES)
+            self._state = outputs
+        self.frames_seen += frames.shape[1]
+        return np.asarray(probabilities)
+
+
+def iter_source_chunks(source: str, chunk_len: int, *, size) -> Iterator[np.ndarray]:
+    """Frames of a file, stream URL or camera in chunks `(n, H, W, 3)` uint8.
+
+    A path to an existing file goes through `mrrn_keras.data.video.
+    iter_frame_chunks`; anything else is handed to FFmpeg (`av.open`): a
+    URL, or a device such as `/dev/video0` (opened with the `v4l2` format).
+    A live source is read until it ends or the caller stops.
+
+    Raises:
+        VideoError: the source cannot be opened or has no video stream.
+    """
+    from mrrn_keras.data.video import iter_frame_chunks
+
+    if os.path.isfile(source):
+        yield from iter_frame_chunks(source, chunk_len, size=size)
+        return
+    import av
+
+    options = {"format": "v4l2"} if source.startswith("/dev/video") else {}
+    try:
+        container = av.open(source, mode="r", timeout=10.0, **options)
+    except (av.error.FFmpegError, OSError) as err:
+        raise VideoError(source, f"cannot open the source ({' '.join(str(err).split())})") from err
+    try:
+        if not container.streams.video:
+            raise VideoError(source, "no video stream")
+        height, width = size
+        chunk = []
+        for frame in container.decode(container.streams.video[0]):
+            chunk.append(frame.to_ndarray(format="rgb24", height=height, width=width))
+            if len(chunk) == chunk_len:
+                yield np.stack(chunk)
+                chunk = []
+        if chunk:
+            yield np.stack(chunk)
+    finally:
+        container.close()
+
+
+def stream_timeline(classifier, source: str, *, chunk_len: int, size, labels, top_k: int = 1):
+    """Yields one timeline row per chunk: `{"frames": n, "top_k": [(label, p), ...]}`.
+
+    `classifier` is a `StreamingClassifier` or an `ExportedStream`; it is
+    reset first.
+    """
+    classifier.reset()
+    for chunk in iter_source_chunks(source, chunk_len, size=size):
+        # (T_chunk, H, W, 3) -> (1, T_chunk, H, W, 3)
+        row = classifier.update(chunk[None])[0]
+        order = np.argsort(-row, kind="stable")[:top_k]
+        names = labels or [f"class_{i}" for i in range(row.shape[-1])]
+        yield {"frames": classifier.frames_seen,
+               "top_k": [(names[j], float(row[j])) for j in order]}
+
+
+def read_manifest(path) -> dict:
+    """The `deploy.json` beside an exported file (empty when absent)."""
+    path = pathlib.Path(path)
+    manifest = (path if path.is_dir() else path.parent) / "deploy.json"
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}

@@ -1,0 +1,48 @@
+"""Both recipes end to end at their smoke size, each in its own process, as a user runs them."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_recipe(args, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MRRN_HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def test_train_motion_smoke_writes_a_loadable_entry(tmp_path):
+    from mrrn_keras import load_mrrn, variant_info
+
+    out, entry = tmp_path / "run", tmp_path / "mrrn_tiny.smoke"
+    # The twin doubles the time and is the same code path with sru_layers=0.
+    run_recipe([str(ROOT / "recipes" / "train_motion.py"), "--smoke", "--notwin", f"--out={out}",
+                f"--zoo_entry={entry}"], tmp_path)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["mrrn_top1"]) >= {"probabilities", "low", "mid", "high"}
+    info = variant_info(entry)
+    assert info.metric("top1") == round(metrics["mrrn_top1"]["probabilities"], 4)
+    assert load_mrrn(entry).count_params() == info.params
+
+
+# tests/test_backends.py runs this smoke under JAX in the default tier.
+@pytest.mark.slow
+def test_finetune_smoke_writes_a_loadable_entry(tmp_path):
+    from mrrn_keras import load_mrrn
+
+    out = tmp_path / "run"
+    run_recipe([str(ROOT / "recipes" / "finetune.py"), "--smoke", "--variant",
+                "mrrn_tiny.motion", f"--out_dir={out}"], tmp_path)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (entry,) = (out / "entry").iterdir()
+    assert load_mrrn(entry).class_names == tuple(metrics["per_class"])
