@@ -277,7 +277,7 @@ def test_run_folder_lifecycle_and_honest_counts(tmp_path, monkeypatch):
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(finetune_module, "write_entry", killed)
+    monkeypatch.setattr(finetune_module, "save_entry", killed)
     with pytest.raises(KeyboardInterrupt):
         finetune(FinetuneConfig(**fields), build_model=tiny_mrrn, command="pytest")
     assert (run / "backup").is_dir()
