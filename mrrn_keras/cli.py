@@ -37,7 +37,7 @@ from collections.abc import Callable  # noqa: E402
 from mrrn_keras import __version__, cli_training  # noqa: E402
 from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
 
-DEFAULT_VARIANT = "mrrn_tiny.motion"
+DEFAULT_VARIANT = "mrrn_tiny.motion"  # mrrn_keras.predict.DEFAULT_VARIANT (that module loads Keras)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -361,23 +361,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _LogFormatter(logging.Formatter):
-    """Plain messages; warnings and errors say so."""
+class _StderrHandler(logging.Handler):
+    """Writes plain messages to the current `sys.stderr`; warnings and errors say so."""
 
-    def format(self, record):
-        message = super().format(record)
-        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+    def emit(self, record):
+        try:
+            message = self.format(record)
+            if record.levelno >= logging.WARNING:
+                message = f"{record.levelname.lower()}: {message}"
+            sys.stderr.write(message + "\n")
+        except Exception:  # noqa: BLE001 -- logging's own contract: report, never raise
+            self.handleError(record)
 
 
 def _configure_logging(args) -> None:
     """Shows the package's log on stderr: INFO by default, DEBUG with -v, WARNING with -q."""
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LogFormatter("%(message)s"))
     package = logging.getLogger("mrrn_keras")
-    package.handlers = [handler]
+    # One handler however often `main` runs in a process; records still
+    # propagate, so an application's own root handlers see them too.
+    package.handlers = [h for h in package.handlers if not isinstance(h, _StderrHandler)]
+    package.addHandler(_StderrHandler())
     package.setLevel(level)
-    package.propagate = False
     # TF_CPP_MIN_LOG_LEVEL=0 or 1 asks for TensorFlow's INFO or WARNING lines.
     wants_tf_log = os.environ.get("TF_CPP_MIN_LOG_LEVEL") in ("0", "1")
     if not args.verbose and not wants_tf_log and args.command in ("predict", "export",

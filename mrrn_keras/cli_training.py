@@ -14,7 +14,7 @@ import argparse
 import json
 import pathlib
 
-from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
+from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
 
 
 def prepare_arguments(parser: argparse.ArgumentParser) -> None:

@@ -292,10 +292,11 @@ mean class accuracy {pct(metrics['mean_class_accuracy'])}.
 
 def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
     callbacks = [
+        # First: with on_error="raise" it stops the run before progress is saved.
+        SkippedVideosCallback(skipped["train"], others=[skipped["validation"]]),
         # Kept after `fit` (Keras deletes it by default): a run killed while
         # writing its outputs resumes there instead of training again.
         keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
-        SkippedVideosCallback(skipped),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
         EpochLog(epochs, steps),
@@ -403,7 +404,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                 _multi_worker_compat(model, strategy, train_ds)
                 model.fit(
                     train_ds, epochs=config.warmup_epochs, **fit_args,
-                    callbacks=_callbacks(out, backup_root / "warmup", skipped["train"],
+                    callbacks=_callbacks(out, backup_root / "warmup", skipped,
                                          val_ds is not None, config.epochs, steps_per_epoch),
                 )
                 _set_trunks_trainable(model, True)
@@ -420,7 +421,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         _multi_worker_compat(model, strategy, train_ds)
         model.fit(
             train_ds, epochs=config.epochs, initial_epoch=config.warmup_epochs, **fit_args,
-            callbacks=_callbacks(out, backup_root / "main", skipped["train"], val_ds is not None,
+            callbacks=_callbacks(out, backup_root / "main", skipped, val_ds is not None,
                                  config.epochs, steps_per_epoch),
         )
         seconds = time.time() - start
@@ -444,7 +445,10 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             num_clips=config.eval_clips, num_crops=config.eval_crops,
             on_error=config.on_error, skipped=skipped["test"],
         )
-        metrics = evaluate_videos(model, eval_ds, class_names)
+        try:
+            metrics = evaluate_videos(model, eval_ds, class_names)
+        finally:  # the unreadable video that ended the stream, if any, comes first
+            skipped["test"].raise_error()
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     # Built under the caller's policy: a mixed-precision run still exports a
@@ -527,7 +531,10 @@ def evaluate(
         num_crops=num_crops, on_error=on_error, skipped=skipped,
     )
     class_names = tuple(class_names or source.class_names)
-    metrics = evaluate_videos(model, ds, class_names)
+    try:
+        metrics = evaluate_videos(model, ds, class_names)
+    finally:  # the unreadable video that ended the stream, if any, comes first
+        skipped.raise_error()
     metrics["skipped_videos"] = len(skipped.files)
     if out_dir is not None:
         out = pathlib.Path(out_dir)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 
 from mrrn_keras.data.datasets import DATASET_FORMATS
-from mrrn_keras.data.video import SAMPLING_MODES, SHORT_POLICIES
+from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.distribute import STRATEGIES
 from mrrn_keras.errors import ConfigError
 from mrrn_keras.validation import check_int

@@ -55,11 +55,11 @@ def is_noise(line: str, *, has_nvidia_driver: bool | None = None) -> bool:
 def filter_native_stderr() -> None:
     """Routes fd 2 through a filter thread that drops `is_noise` lines, until exit.
 
-    Does nothing when stderr has no file descriptor (e.g. under pytest's
-    capture) or when filtering is already on.
+    Does nothing when `sys.stderr` is not the process's own stderr (e.g.
+    under pytest's capture) or when filtering is already on.
     """
     global _active
-    if _active:
+    if _active or sys.stderr is not sys.__stderr__:
         return
     try:
         sys.stderr.flush()

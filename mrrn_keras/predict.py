@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.resources
 import logging
 import os
@@ -26,6 +27,9 @@ from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 
 SAMPLE_CLIP = "assets/sample_clip.avi"
+DEFAULT_VARIANT = "mrrn_tiny.motion"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +65,52 @@ class VideoFailure:
 def sample_clip_path() -> pathlib.Path:
     """The small sample clip bundled with the package (`mrrn_keras/assets/sample_clip.avi`)."""
     return pathlib.Path(str(importlib.resources.files("mrrn_keras").joinpath(SAMPLE_CLIP)))
+
+
+@functools.lru_cache(maxsize=4)
+def _inference_model(variant: str):
+    from mrrn_keras.zoo import load_for_inference
+
+    return load_for_inference(variant)
+
+
+def classify(
+    video: str | os.PathLike, variant: str | os.PathLike = DEFAULT_VARIANT, *, top_k: int = 5
+) -> list[dict]:
+    """Classifies one video file in one call, as a Hugging Face pipeline does.
+
+    The clip (frames, size, sampling) is the one the variant was trained on,
+    read from its zoo entry (or from the `.keras` file `mrrn finetune`
+    wrote); the model is loaded once per variant and kept for later calls.
+
+    Args:
+        video: a video file FFmpeg reads.
+        variant: a zoo name, entry folder, URL, or a `.keras` file from
+            `mrrn finetune`. Defaults to the bundled `mrrn_tiny.motion`.
+        top_k: int >= 1. Classes returned.
+
+    Returns:
+        `[{"label": str, "score": float}, ...]`, most probable first.
+
+    Raises:
+        VideoError: the file is missing or unreadable.
+        ZooError, WeightsError: the variant cannot be loaded.
+
+    Example:
+
+    >>> import mrrn_keras
+    >>> top = mrrn_keras.classify(sample_clip_path(), top_k=2)
+    >>> top[0]["label"], round(top[0]["score"], 2)
+    ('MoveLeft', 0.85)
+    """
+    model, spec, _, labels = _inference_model(os.fspath(variant))
+    (result,) = iter_classify_videos(
+        model, [video], frames=spec["frames"], size=(spec["height"], spec["width"]),
+        sampling=spec["sampling"], top_k=top_k, labels=labels,
+    )
+    if isinstance(result, VideoFailure):
+        raise VideoError(result.path, result.reason)
+    return [{"label": label, "score": score} for label, score in result.top_k]
 
 
 def classify_videos(model, paths, **kwargs) -> list[Prediction | VideoFailure]:
@@ -120,8 +170,35 @@ def iter_classify_videos(
     for name, value in (("top_k", top_k), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    warn_if_untrained_size(model, size)
     # Checked above, when called, rather than at the first result.
     return _classify_stream(model, paths, frames, tuple(size), sampling, top_k, labels, batch_size)
+
+
+def warn_if_untrained_size(model, size) -> None:
+    """Logs a warning, once per model, when frames are not the size it was trained at.
+
+    The network is fully convolutional and takes any size, but a variant's
+    accuracy is known only at the size of its zoo entry (`trained_size`,
+    set by `load_mrrn`): frames of another size are classified, with this
+    warning naming both sizes. `classify` and `mrrn predict` resize to the
+    trained size, so they never warn.
+
+    Args:
+        model: a model from `load_mrrn` (others carry no trained size).
+        size: `(height, width)` of the frames given to it.
+    """
+    trained = getattr(model, "trained_size", None)
+    if trained is None or tuple(size) == tuple(trained):
+        return
+    warned = getattr(model, "_warned_sizes", ())
+    if tuple(size) not in warned:
+        logger.warning(
+            "%s was trained on %dx%d frames; classifying %dx%d frames, at which its accuracy "
+            "is unknown (resize to %dx%d for the measured accuracy)", model.name, *trained,
+            *size, *trained,
+        )
+        model._warned_sizes = (*warned, tuple(size))
 
 
 def _classify_stream(model, paths, frames, size, sampling, top_k, labels, batch_size):

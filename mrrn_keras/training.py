@@ -276,16 +276,34 @@ class SkippedVideosCallback(keras.callbacks.Callback):
     naming them. Decoding runs ahead of training (prefetch), so a video is
     reported at the end of the epoch in which it was read.
 
+    With `on_error="raise"` it raises the first unreadable video's
+    `VideoError` at the next batch or epoch end, so place it before
+    callbacks that save progress.
+
     Args:
         skipped: the `mrrn_keras.data.pipeline.SkippedVideos` given to
             `clip_dataset`.
+        others: more `SkippedVideos` (e.g. the validation data's) whose
+            errors are raised the same way.
     """
 
-    def __init__(self, skipped):
+    def __init__(self, skipped, others=()):
         super().__init__()
         self.skipped = skipped
+        self.others = tuple(others)
+
+    def _raise(self):
+        for skipped in (self.skipped, *self.others):
+            skipped.raise_error()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._raise()
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._raise()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._raise()
         # A file met twice in one epoch (the stream repeats) is one skipped video.
         pending = list(dict(self.skipped.take()).items())
         if logs is not None:

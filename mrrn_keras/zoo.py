@@ -46,7 +46,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from mrrn_keras.data.video import SAMPLING_MODES
+from mrrn_keras.data.sampling import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name, replace_folder
@@ -788,6 +788,9 @@ def load_mrrn(
             '`weights` must be "pretrained", None or a path to a .weights.h5 file. '
             f"Received: weights={weights!r}"
         )
+    # Frames of another size run (the network is fully convolutional) but are
+    # warned about: see `mrrn_keras.predict.warn_if_untrained_size`.
+    model.trained_size = (int(info.input["height"]), int(info.input["width"]))
     return model if include_top else model.backbone
 
 

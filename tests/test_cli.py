@@ -222,22 +222,21 @@ def test_list_filters_entries_with_weights(capsys):
     assert [row.split()[0] for row in rows] == ["mrrn_tiny.motion"]
 
 
-def test_log_messages_reach_stderr_unless_quiet(capsys, entry, tmp_path):
+def test_log_messages_reach_stderr_unless_quiet(capsys, monkeypatch):
     import logging
 
     package = logging.getLogger("mrrn_keras")
-    saved = (package.handlers[:], package.level, package.propagate)
-    try:
-        logging.getLogger("mrrn_keras.test").info("hello from the library")
-        cli._configure_logging(cli.build_parser().parse_args(["list"]))
-        logging.getLogger("mrrn_keras.test").info("hello from the library")
-        assert "hello from the library" in capsys.readouterr().err
-        cli._configure_logging(cli.build_parser().parse_args(["-q", "list"]))
-        logging.getLogger("mrrn_keras.test").info("hello from the library")
-        logging.getLogger("mrrn_keras.test").warning("look out")
-        assert capsys.readouterr().err == "warning: look out\n"
-    finally:  # the other tests' caplog needs the package logger as it was
-        package.handlers, package.level, package.propagate = saved
+    monkeypatch.setattr(package, "handlers", [])
+    monkeypatch.setattr(package, "level", logging.NOTSET)
+
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    cli._configure_logging(cli.build_parser().parse_args(["list"]))
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    assert "hello from the library" in capsys.readouterr().err
+    cli._configure_logging(cli.build_parser().parse_args(["-q", "list"]))
+    logging.getLogger("mrrn_keras.test").info("hello from the library")
+    logging.getLogger("mrrn_keras.test").warning("look out")
+    assert capsys.readouterr().err == "warning: look out\n"
 
 
 def test_native_start_up_noise_is_dropped_real_errors_kept():
@@ -279,3 +278,33 @@ def test_predict_and_export_take_the_keras_file_finetune_writes(capsys, entry, v
     assert {r["label"] for r in result["top_k"]} <= set(LABELS)
     assert cli.main(["export", str(path), "--out_dir", str(tmp_path / "serving")]) == 0
     assert (tmp_path / "serving" / "1" / "saved_model.pb").is_file()
+
+
+def test_classify_in_one_call_and_size_warnings(entry, videos, caplog):
+    import mrrn_keras
+
+    top = mrrn_keras.classify(videos["good"], variant=entry, top_k=2)
+    assert [sorted(row) for row in top] == [["label", "score"]] * 2
+    assert top[0]["label"] in LABELS and top[0]["score"] >= top[1]["score"]
+    assert callable(mrrn_keras.load_clip) and "classify" in mrrn_keras.__all__
+    from mrrn_keras.errors import VideoError
+
+    with pytest.raises(VideoError, match="notes.avi"):
+        mrrn_keras.classify(videos["text"], variant=entry)
+    model = load_mrrn(entry)
+
+    def ours():
+        return [r for r in caplog.records if r.name.startswith("mrrn_keras")]
+
+    with caplog.at_level("WARNING", logger="mrrn_keras"):
+        predict.classify_videos(model, [videos["good"]] * 2, frames=4, size=(32, 32))
+        assert not ours()  # the trained size
+        predict.classify_videos(model, [videos["good"]], frames=4, size=(48, 48))
+        predict.classify_videos(model, [videos["good"]], frames=4, size=(48, 48))
+    (record,) = ours()  # once
+    assert "trained on 32x32" in record.getMessage() and "48x48" in record.getMessage()
+
+
+def test_new_heads_take_class_names():
+    model = load_mrrn("mrrn_tiny.motion", num_classes=3, class_names=["a", "b", "c"])
+    assert model.class_names == ("a", "b", "c") and model.output_shape == (None, 3)

@@ -79,3 +79,33 @@ def test_evaluate_refuses_a_bad_model_file_in_one_line(tmp_path, capsys, kind):
     assert err.startswith(f"mrrn evaluate: {path}: ") and "\n" not in err
     if kind == "lambda":
         assert "Lambda" in err
+
+
+def test_evaluate_takes_the_clip_spec_from_the_model_file(tmp_path, capsys):
+    from mrrn_keras import MRRN, cli
+    from mrrn_keras.zoo import save_model_file
+
+    model = MRRN(2, backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=1,
+                 class_names=["a", "b"])
+    path = save_model_file(model, tmp_path / "model.keras",
+                           input_spec={"frames": 4, "height": 32, "width": 32,
+                                       "sampling": "segments"})
+    write_class_videos(tmp_path / "data" / "test", {"a": 1, "b": 1})
+    assert cli.main(["evaluate", "--variant", str(path), "--data_format", "folder",
+                     "--data_dir", str(tmp_path / "data")]) == 0
+    assert "(2 videos, 1 views each, 0 skipped)" in capsys.readouterr().out
+
+
+def test_bad_run_folders_and_sizes_get_one_line(tmp_path, capsys):
+    from mrrn_keras import cli
+
+    (tmp_path / "file").write_text("x")
+    write_class_videos(tmp_path / "data" / "train", {"a": 1, "b": 1})
+    write_class_videos(tmp_path / "data" / "test", {"a": 1, "b": 1})
+    base = ["finetune", "--variant", "mrrn_tiny.motion", "--data_format", "folder",
+            "--data_dir", str(tmp_path / "data")]
+    assert cli.main([*base, "--out_dir", str(tmp_path / "file")]) == 1
+    assert cli.main([*base, "--out_dir", str(tmp_path / "run"), "--size", "32"]) == 1
+    first, second = capsys.readouterr().err.strip().splitlines()
+    assert first.startswith("mrrn finetune: ") and "must be a folder" in first
+    assert "exactly 64x64" in second and "size=32" in second

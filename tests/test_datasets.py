@@ -107,7 +107,7 @@ def test_unknown_format():
         datasets.read_dataset("kinetics", "/tmp")
 
 
-def test_the_official_archives_layouts_are_found(tmp_path):
+def test_the_official_archives_layouts_are_found(tmp_path, monkeypatch):
     # UCF-101 as UCF101.rar and the RecognitionTask zip unpack: UCF-101/ + ucfTrainTestlist/.
     ucf = tmp_path / "ucf"
     (ucf / "UCF-101" / "Drum").mkdir(parents=True)
@@ -116,6 +116,8 @@ def test_the_official_archives_layouts_are_found(tmp_path):
     (ucf / "ucfTrainTestlist" / "trainlist01.txt").write_text("Drum/v_Drum_g08_c01.avi 1\n")
     train = datasets.read_dataset("ucf101", ucf, subset="train")
     assert train.paths == (str((ucf / "UCF-101" / "Drum" / "v_Drum_g08_c01.avi").resolve()),)
+    monkeypatch.chdir(tmp_path)  # a relative root too
+    assert datasets.read_dataset("ucf101", "ucf", subset="train") == train
     # HMDB-51: class folders next to testTrainMulti_7030_splits/.
     hmdb = tmp_path / "hmdb"
     (hmdb / "brush_hair").mkdir(parents=True)

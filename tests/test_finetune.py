@@ -328,3 +328,15 @@ def test_validation_is_held_out_by_group():
     hmdb = datasets.VideoIndex(("/h/run/Film_A_run_f_nm_np1_ba_med_0.avi",
                                 "/h/run/Film_A_run_f_nm_np1_ba_med_1.avi"), (0, 0), ("run",))
     assert datasets.video_groups(hmdb, "hmdb51") == ("Film_A", "Film_A")
+
+
+@pytest.mark.slow
+def test_on_error_raise_stops_the_run_and_the_process_exits(tmp_path):
+    fields = job_fields(tmp_path, on_error="raise", epochs=2)
+    (tmp_path / "data" / "train" / "a" / "broken.avi").write_bytes(b"\0" * 64)
+    start = time.time()
+    done = subprocess.run(job_command(fields), cwd=ROOT, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode != 0 and "broken.avi" in done.stderr, done.stderr[-3000:]
+    assert "VideoError" in done.stderr and time.time() - start < 400
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -64,3 +64,34 @@ def test_skipped_videos_callback_reports_each_epoch(caplog):
     logs = {}
     callback.on_epoch_end(1, logs)
     assert logs["skipped_videos"] == 0 and skipped.total == 1
+
+
+def test_a_file_skipped_twice_in_an_epoch_counts_once_and_raise_mode_raises():
+    from mrrn_keras.errors import VideoError
+
+    skipped = SkippedVideos()
+    callback = training.SkippedVideosCallback(skipped)
+    skipped.add("/data/bad.avi", "empty")
+    skipped.add("/data/bad.avi", "empty")  # the repeated stream met it again
+    logs = {}
+    callback.on_epoch_end(0, logs)
+    assert logs["skipped_videos"] == 1 and skipped.files == {"/data/bad.avi": "empty"}
+    skipped.fail(VideoError("/data/worse.avi", "not a video"))
+    with pytest.raises(VideoError, match="worse.avi"):
+        callback.on_train_batch_end(0)
+
+
+def test_curves_have_whole_epoch_ticks(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    training.plot_history({"loss": [2.0, 1.5, 1.0], "val_probabilities_acc": [0.3, 0.5, 0.6]},
+                          tmp_path / "curves.png")
+    (figure,) = figures
+    for ax in figure.axes:
+        low, high = ax.get_xlim()
+        ticks = [t for t in ax.get_xticks() if low <= t <= high]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    monkeypatch.undo()
+    plt.close(figure)

@@ -419,7 +419,8 @@ def find_layout(
                 f"{', '.join(str(p) for p in tried)}. Pass --videos_dir (videos_dir=)"
             )
         videos = found[0]
-    return videos, splits
+    # Absolute: the readers join them to `root` again.
+    return videos.absolute(), splits.absolute()
 
 
 def read_dataset(

@@ -158,6 +158,17 @@ class SkippedVideos:
         self._pending: list[tuple[str, str]] = []
         self._files: dict[str, str] = {}
         self.total = 0
+        self.error: VideoError | None = None
+
+    def fail(self, err: VideoError) -> None:
+        """Records the first unreadable video of an `on_error="raise"` pipeline."""
+        with self._lock:
+            self.error = self.error or err
+
+    def raise_error(self) -> None:
+        """Raises the `VideoError` recorded by `fail`, if any."""
+        if self.error is not None:
+            raise self.error
 
     def add(self, path: str, reason: str) -> None:
         with self._lock:
@@ -335,7 +346,13 @@ class _RawDecoder:
 
     def _failed(self, err: VideoError):
         if self.on_error == "raise":
-            raise err
+            if self.skipped is None:
+                raise err
+            # Raised from Python by the consumer (`SkippedVideos.raise_error`):
+            # an exception inside tf.numpy_function leaves the iterator unable
+            # to shut down, and the process hangs at exit.
+            self.skipped.fail(err)
+            return
         logger.warning("Skipping unreadable video %s", err)
         if self.skipped is not None:
             self.skipped.add(err.path, err.reason)
@@ -408,7 +425,11 @@ def clip_dataset(
             (centre crop).
         num_clips: int. Evenly spread clips per video when not training.
         num_crops: 1 or 3. Crops per clip when not training.
-        on_error: `"skip"` (count in `skipped`, log, go on) or `"raise"`.
+        on_error: `"skip"` (count in `skipped`, log, go on) or `"raise"`:
+            with `skipped`, the stream ends at the first unreadable video
+            and `skipped.raise_error()` raises it (a `fit` callback such
+            as `training.SkippedVideosCallback` does so at once); without,
+            the `VideoError` surfaces from inside tf.data.
         skipped: a `SkippedVideos` to count skipped videos in.
         label_keys: if given, labels become `{key: labels}` (the outputs of
             a `stream_outputs=True` MRRN, see `training.output_keys`).
@@ -491,6 +512,10 @@ def clip_dataset(
         ds = ds.filter(lambda e: e["ok"])
         ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not training)
         ds = ds.filter(lambda e: e["ok"])
+        if on_error == "raise" and skipped is not None:
+            # The stream ends at the first failure; the consumer raises it.
+            ds = ds.take_while(lambda e: tf.reshape(tf.numpy_function(
+                lambda: np.bool_(skipped.error is None), [], tf.bool, stateful=True), []))
     else:
 
         def read(record, seeds):

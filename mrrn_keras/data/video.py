@@ -35,6 +35,7 @@ import av
 import av.error
 import numpy as np
 
+from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
 from mrrn_keras.errors import VideoError
 from mrrn_keras.files import current_umask
 from mrrn_keras.validation import check_int
@@ -43,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
-SAMPLING_MODES = ("segments", "uniform", "dense")
-SHORT_POLICIES = ("loop", "pad")
 
 # Encoders that reject odd frame sizes with yuv420p; mpeg4 and mjpeg accept
 # them, so only these are refused up front.
