@@ -147,21 +147,10 @@ _scan.defvjp(_scan_fwd, _scan_bwd)
 
 
 def scan_recurrence(uc, uf, mask, c0, *, jit_compile: bool = True):
-    """The 2017 SRU's c-recurrence (no `v_f * c` term) by parallel scan.
+    """The 2017 SRU's c-recurrence (no `v_f * c` term) by `lax.associative_scan`.
 
-    Same result and gradients as `c_recurrence` with `vf = 0`, in
-    `O(log T)` dependent steps (`lax.associative_scan`).
-
-    Args:
-        uc: float32 `(B, T, U)`, candidate projection of the inputs.
-        uf: float32 `(B, T, U)`, forget-gate projection plus its bias.
-        mask: float32 `(B, T, 1)` of 0/1; masked steps carry c unchanged.
-            Treated as a constant (no gradient).
-        c0: float32 `(B, U)` initial state.
-        jit_compile: ignored (JAX compiles every path).
-
-    Returns:
-        float32 `(B, T, U)`: c_t for every step.
+    The contract of `recurrence_tf.scan_recurrence`: the same result and
+    gradients as `c_recurrence` with `vf = 0`; `jit_compile` is ignored.
     """
     del jit_compile
     return _scan(uc, uf, jax.lax.stop_gradient(mask), c0)

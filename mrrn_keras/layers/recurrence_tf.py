@@ -311,24 +311,11 @@ def scan_recurrence(uc, uf, mask, c0, *, jit_compile: bool = True):
 def reference_recurrence(
     x_highway, uc, uf, ur, vf, vr, mask, c0, cell_mask, zero_output_for_mask
 ):
-    """The whole SRU step by step in a plain loop, differentiated by autodiff.
+    """The whole SRU step by step, differentiated by autodiff: the oracle.
 
-    Kept in the package as the oracle the fast path is tested against and as
-    a debugging path; it is not fast.
-
-    Args:
-        x_highway: `(B, T, U)` the highway input (x, or its projection).
-        uc, uf, ur: `(B, T, U)` the three projections, uf/ur with biases.
-        vf, vr: `(U,)` gate weights on c_{t-1}.
-        mask: `(B, T, 1)` of 0/1.
-        c0: `(B, U)` initial state.
-        cell_mask: `(B, 1, U)` dropout mask on tanh(c_t), or ones.
-        zero_output_for_mask: masked steps output zeros instead of the
-            previous output.
-
-    Returns:
-        `(h_seq, c_seq, h_last)`: outputs and states `(B, T, U)`, and the
-        output of the last unmasked step `(B, U)` (zeros if none).
+    The contract of `recurrence_ops.reference_recurrence` (which Keras's
+    `ops.scan` cannot run on TensorFlow for a length unknown when traced),
+    written with `tf.while_loop`.
     """
     steps = tf.shape(uc)[1]
     tm = [tf.transpose(t, (1, 0, 2)) for t in (x_highway, uc, uf, ur, mask)]
