@@ -32,6 +32,7 @@ otherwise the last epoch; the test split is evaluated once, at the end.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -65,6 +66,36 @@ logger = logging.getLogger(__name__)
 
 BEST_MONITOR = "val_probabilities_acc"
 _WARMUP_DONE = "warmup_done.weights.h5"
+
+
+@contextlib.contextmanager
+def op_determinism(enabled: bool):
+    """TensorFlow op determinism inside the block when `enabled`, restored after.
+
+    `tf.config.experimental.enable_op_determinism` is process-wide and has no
+    public inverse; the previous state is put back through TensorFlow's
+    internal switch so one deterministic run does not slow the rest of a
+    process down. With `enabled=False` nothing changes.
+
+    Args:
+        enabled: bool. Turn op determinism on for the block.
+
+    Example:
+
+    >>> with op_determinism(True):
+    ...     tf.config.experimental.enable_op_determinism is not None
+    True
+    """
+    from tensorflow.python.framework import config as tf_config
+
+    before = tf_config.is_op_determinism_enabled()
+    if enabled and not before:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if enabled and not before:
+            tf_config.disable_op_determinism()
 
 
 def _variant_input(variant):
@@ -349,6 +380,8 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
+    determinism = op_determinism(config.deterministic)
+    determinism.__enter__()
     try:
         keras.utils.set_random_seed(config.seed)
         strategy = make_strategy(config.strategy, tpu=config.tpu)
@@ -451,6 +484,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
             skipped["test"].raise_error()
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+        determinism.__exit__(None, None, None)
     # Built under the caller's policy: a mixed-precision run still exports a
     # float32 model (its variables were float32 all along).
     deploy = deploy_model(model)

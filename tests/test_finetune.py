@@ -340,3 +340,24 @@ def test_on_error_raise_stops_the_run_and_the_process_exits(tmp_path):
     assert done.returncode != 0 and "broken.avi" in done.stderr, done.stderr[-3000:]
     assert "VideoError" in done.stderr and time.time() - start < 400
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_deterministic_runs_repeat_and_restore_the_switch(tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    data = tmp_path / "data"
+    write_class_videos(data / "train", {"a": 2, "b": 2})
+    write_class_videos(data / "test", {"a": 1, "b": 1})
+
+    def run(name, seed):
+        fields = dict(variant="tiny", data_format="folder", data_dir=str(data),
+                      out_dir=str(tmp_path / name), frames=4, size=32, batch_size=2, epochs=2,
+                      jit_compile=False, deterministic=True, seed=seed, augment=True,
+                      entry_name=f"mrrn_test.{name}")
+        finetune(FinetuneConfig(**fields), build_model=tiny_mrrn, command="pytest")
+        return load_mrrn(tmp_path / name / "entry" / f"mrrn_test.{name}").get_weights()
+
+    first, again, other = run("first", 3), run("again", 3), run("other", 4)
+    assert not tf_config.is_op_determinism_enabled()  # put back after each run
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
