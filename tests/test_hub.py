@@ -271,3 +271,13 @@ def test_cli_bad_handle_is_one_line(home, hub, capsys, argv):
     (line,) = [line for line in err.splitlines() if line.startswith("mrrn ")]
     assert line.startswith(f"mrrn {argv[0]}: Bad hub handle")
     assert "Traceback" not in err and sum(hub.counts.values()) == 0
+
+
+def test_finetune_names_its_entry_after_the_hub_repository():
+    from mrrn_keras.finetune import _variant_stem
+
+    # The default entry name is `<architecture>.<run folder>`, read without a request.
+    assert _variant_stem(f"hf://owner/mrrn_tiny.motion@{COMMIT}") == "mrrn_tiny.motion"
+    assert _variant_stem("http://host/zoo/mrrn_tiny.motion") == "mrrn_tiny.motion"
+    with pytest.raises(ZooError, match="Bad hub handle"):
+        _variant_stem("hf://../x")
