@@ -6,7 +6,7 @@ subcommand is a new row and its two functions.
 
     mrrn [-v | -q] [--version]
     mrrn list [PATTERN] [--pretrained]
-    mrrn info NAME
+    mrrn info NAME|FOLDER|URL|hf://OWNER/REPO[@REVISION]
     mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json]
                  [--stream [--chunk N] [--model PATH] [--source URL]]
     mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
@@ -86,10 +86,12 @@ def _list(args) -> int:
 
 
 def _info_arguments(parser):
-    parser.add_argument("name", help="registered name, entry folder or URL")
+    parser.add_argument("name", help="registered name, entry folder, URL or "
+                                     "hf://owner/repo[@revision]")
 
 
 def _info(args) -> int:
+    from mrrn_keras.errors import ZooError
     from mrrn_keras.zoo import variant_info
 
     info = variant_info(args.name)
@@ -104,6 +106,13 @@ def _info(args) -> int:
         f"name:        {info.name}",
         f"description: {info.description}",
         f"location:    {info.location}",
+    ]
+    if info.handle is not None:
+        lines.append(f"hub:         {info.handle} " + (
+            "(a commit: fixed)" if info.handle.is_pinned else
+            "(a branch or tag: it can move; pin a commit, hf://owner/repo@<40-hex commit>)"
+        ))
+    lines += [
         f"backbone:    {info.model['backbone']} (width {info.model['backbone_width']}), "
         f"streams {', '.join(info.model['streams'])}",
         f"input:       {size}",
@@ -118,7 +127,10 @@ def _info(args) -> int:
     ]
     print("\n".join(lines))
     print()
-    print(info.read_card().rstrip())
+    try:
+        print(info.read_card().rstrip())
+    except ZooError as err:  # a card is optional
+        print(f"(no model card: {err})")
     return 0
 
 
@@ -129,8 +141,8 @@ def _predict_arguments(parser):
     parser.add_argument("videos", nargs="*", metavar="VIDEO",
                         help="video files; none classifies the bundled sample clip")
     parser.add_argument("--variant", default=DEFAULT_VARIANT,
-                        help="registered name, entry folder, URL, or a .keras file from "
-                             "`mrrn finetune`")
+                        help="registered name, entry folder, URL, hf://owner/repo[@revision], "
+                             "or a .keras file from `mrrn finetune`")
     parser.add_argument("--top_k", type=int, default=5, help="classes shown per video")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--stream", action="store_true",
@@ -255,8 +267,8 @@ def _json_item(result) -> dict:
 
 def _export_arguments(parser):
     parser.add_argument("variant", metavar="NAME_OR_PATH",
-                        help="registered name, entry folder, URL, or a .keras file from "
-                             "`mrrn finetune`")
+                        help="registered name, entry folder, URL, hf://owner/repo[@revision], "
+                             "or a .keras file from `mrrn finetune`")
     parser.add_argument("--out_dir", required=True, metavar="BASE_DIR",
                         help="model base path for TF Serving; the version goes in BASE_DIR/N")
     parser.add_argument("--version", type=int, default=None,
@@ -291,8 +303,10 @@ def _export(args) -> int:
         return _export_deploy(args)
     from mrrn_keras.export import export_for_serving
 
+    from mrrn_keras.zoo import is_model_file
+
     source, extra = args.variant, {}
-    if str(source).endswith(".keras"):
+    if is_model_file(source):
         from mrrn_keras.zoo import load_for_inference
 
         source, spec, _, _ = load_for_inference(source)

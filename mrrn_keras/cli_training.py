@@ -109,7 +109,8 @@ def finetune(args) -> int:
 
 def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--variant", required=True,
-                        help="zoo name, entry folder or the .keras file `mrrn finetune` wrote")
+                        help="zoo name, entry folder, URL, hf://owner/repo[@revision] or the "
+                             ".keras file `mrrn finetune` wrote")
     _dataset_arguments(parser)
     parser.add_argument("--subset", default="test", help="subset to evaluate")
     parser.add_argument("--cache_dir", default=None,

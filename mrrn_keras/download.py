@@ -30,6 +30,9 @@ Remote text (an entry's config.json or card.md) is at most `MAX_TEXT_BYTES`.
 `MRRN_OFFLINE=1` (or `true`/`yes`) forbids http(s) requests: a file missing
 from the cache raises `WeightsError` naming the file, the URL and the cache
 path where it can be placed by hand. `file://` URLs are read offline too.
+
+`HF_ENDPOINT` (default `https://huggingface.co`) is the Hugging Face hub that
+`hf://owner/repo` handles resolve against (`hub_endpoint`).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from mrrn_keras.files import is_inside, is_safe_name, process_is_gone
 logger = logging.getLogger(__name__)
 
 TIMEOUT_S = 60.0
+HUB_ENDPOINT = "https://huggingface.co"
 MIN_RATE = 20_000
 MAX_TEXT_BYTES = 1 << 20
 _CHUNK = 1 << 20
@@ -88,6 +92,33 @@ def is_offline() -> bool:
 def is_url(value) -> bool:
     """Whether `value` is a str with a URL scheme this module reads (http, https, file)."""
     return isinstance(value, str) and urllib.parse.urlsplit(value).scheme in ("http", "https", "file")
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face hub's base URL: `$HF_ENDPOINT`, else `HUB_ENDPOINT`.
+
+    The same variable `huggingface_hub` reads, so a mirror set for it
+    serves this package too.
+
+    Returns:
+        An http(s) URL without a trailing slash.
+
+    Raises:
+        WeightsError: `HF_ENDPOINT` is not an http(s) URL of a host.
+
+    Example:
+
+    >>> import os
+    >>> hub_endpoint() == (os.environ.get("HF_ENDPOINT") or HUB_ENDPOINT).rstrip("/")
+    True
+    """
+    raw = os.environ.get("HF_ENDPOINT", "").strip() or HUB_ENDPOINT
+    parts = urllib.parse.urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise WeightsError(
+            f"HF_ENDPOINT must be an http(s) URL such as {HUB_ENDPOINT}. Received: HF_ENDPOINT={raw!r}"
+        )
+    return raw.rstrip("/")
 
 
 def sha256_file(path) -> str:
@@ -398,7 +429,13 @@ def _describe(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def fetch_text(url: str, *, parse: Callable[[str], object] | None = None):
+def fetch_text(
+    url: str,
+    *,
+    parse: Callable[[str], object] | None = None,
+    reuse_cached: bool = False,
+    missing_ok: bool = False,
+):
     """Reads a small text file (an entry's config.json or card.md) from a URL.
 
     At most `MAX_TEXT_BYTES` are read, within `transfer_limit(None)`
@@ -406,37 +443,55 @@ def fetch_text(url: str, *, parse: Callable[[str], object] | None = None):
     for http(s) URLs, a copy is kept in `<home>/text/<sha256 of the URL>`
     (written only when it changed, and skipped with a warning where the
     cache is read-only). Offline (`MRRN_OFFLINE`), that copy is read instead.
+    Online, the URL is fetched again on every call (what it names may have
+    changed), unless `reuse_cached` says it cannot change.
 
     Args:
         url: str. http(s) or file URL.
-        parse: callable or None. Called on the text; its exceptions
-            propagate and its result is returned.
+        parse: callable or None. Called on the text (a cached copy too);
+            its exceptions propagate and its result is returned.
+        reuse_cached: bool. Read the cached copy, if there is one, without
+            a request: for URLs whose content is fixed (a hub file at a
+            commit). Defaults to False.
+        missing_ok: bool. Return None when the server answers 404 (an
+            optional file such as a remote card.md). Defaults to False.
 
     Returns:
-        `parse(text)`, or the text when `parse` is None.
+        `parse(text)`, or the text when `parse` is None; None for a missing
+        file with `missing_ok`.
 
     Raises:
         WeightsError: offline with no cached copy, the request failed or
             was too slow, or the file is too large or not UTF-8.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "card.md"
+    >>> _ = path.write_text("# A card")
+    >>> fetch_text(path.as_uri(), parse=str.upper)
+    '# A CARD'
     """
     parse = parse or (lambda text: text)
     remote = urllib.parse.urlsplit(url).scheme != "file"
     cached = cache_home() / "text" / hashlib.sha256(url.encode("utf-8")).hexdigest()
+    if remote and (is_offline() or reuse_cached) and cached.is_file():
+        return parse(cached.read_text(encoding="utf-8"))
     if remote and is_offline():
-        if cached.is_file():
-            return parse(cached.read_text(encoding="utf-8"))
         raise WeightsError(
             f"MRRN_OFFLINE is set and {url} was never fetched, so it is not in the cache. "
             f"To install it by hand, save it as {cached}."
         )
-    text = _read_text(url)
+    text = _read_text(url, missing_ok=missing_ok)
+    if text is None:
+        return None
     result = parse(text)
     if remote:
         _keep_text(cached, text)
     return result
 
 
-def _read_text(url: str) -> str:
+def _read_text(url: str, *, missing_ok: bool) -> str | None:
     body = bytearray()
 
     def consume(block: bytes) -> bool:
@@ -446,6 +501,8 @@ def _read_text(url: str) -> str:
     try:
         _read_url(url, consume, size=None)
     except _FETCH_ERRORS as err:
+        if missing_ok and isinstance(err, urllib.error.HTTPError) and err.code == 404:
+            return None
         raise WeightsError(f"Could not fetch {url}: {_describe(err)}") from err
     if len(body) > MAX_TEXT_BYTES:
         raise WeightsError(

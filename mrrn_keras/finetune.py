@@ -50,6 +50,7 @@ from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_data
 from mrrn_keras.distribute import is_chief, make_strategy, task_name
 from mrrn_keras.errors import ConfigError, RunFolderError
 from mrrn_keras.finetune_config import FinetuneConfig
+from mrrn_keras.hub import is_hub_handle, parse_handle
 from mrrn_keras.model import MRRNBackbone
 from mrrn_keras.training import (
     EpochLog,
@@ -102,6 +103,14 @@ def _variant_input(variant):
     """The variant's input spec `{frames, height, width, sampling}` and fixed size or None."""
     info = variant_info(variant)
     return dict(info.input), info.model["image_size"]
+
+
+def _variant_stem(variant) -> str:
+    """The name a variant is known by, read from the variant itself (no request):
+    the last part of a name, folder or URL, or a hub handle's repository."""
+    if is_hub_handle(variant):
+        return parse_handle(variant).repo
+    return pathlib.Path(variant).name
 
 
 def _load_variant(variant, num_classes, class_names, pretrained):
@@ -513,7 +522,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                   "sampling": spec.mode}
     save_model_file(deploy, out / "model.keras", input_spec=input_spec)
     dataset_name = pathlib.Path(config.data_dir).resolve().name or "dataset"
-    architecture = "mrrn" if build_model is not None else pathlib.Path(config.variant).name
+    architecture = "mrrn" if build_model is not None else _variant_stem(config.variant)
     name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
     top_k = next(k for k in metrics if k.startswith("top") and k != "top1")
     rows = [

@@ -20,7 +20,8 @@ class FinetuneConfig:
     """Everything a fine-tuning run needs; `finetune` saves it as `run_config.json`.
 
     Args:
-        variant: str. Zoo name, entry folder or URL (see `load_mrrn`).
+        variant: str. Zoo name, entry folder, URL or
+            `hf://owner/repo[@revision]` (see `load_mrrn`).
         data_format: str. One of `DATASET_FORMATS`.
         data_dir: str. Dataset root (see `read_dataset`); for ucf101 and
             hmdb51 the folders the official archives unpack to are found

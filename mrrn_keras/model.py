@@ -312,7 +312,7 @@ class MRRNBackbone(_FramesModel):
 
         Args:
             preset: a zoo variant name (`mrrn_keras.list_variants()`), entry
-                folder or URL.
+                folder, URL or `hf://owner/repo[@revision]` (see `load_mrrn`).
             load_weights: bool. Load the entry's weights. Defaults to `True`.
             **kwargs: backbone arguments to change, e.g. `implementation`.
 
@@ -556,7 +556,7 @@ class MRRNVideoClassifier(_FramesModel):
 
         Args:
             preset: a zoo variant name (`mrrn_keras.list_variants()`), entry
-                folder or URL.
+                folder, URL or `hf://owner/repo[@revision]` (see `load_mrrn`).
             num_classes: int or None. A number of classes other than the
                 entry's keeps the pretrained backbone and gives new heads;
                 pass `class_names` to name them.

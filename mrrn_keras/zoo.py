@@ -25,6 +25,15 @@ field. The registry is the folders of the installed `zoo/`: the package data
 `mrrn_keras/zoo/` of an installed wheel, else `<repo>/zoo` of a checkout or
 editable install. (`mrrn_keras.zoo` is this module, so the data folder is
 found through the `mrrn_keras` package, not imported as `mrrn_keras.zoo`.)
+
+An entry is also read from a local folder, an http(s)/file URL of a folder,
+or a Hugging Face hub repository holding the folder's files,
+`hf://owner/repo[@revision]` (`mrrn_keras.hub`; docs/publishing.md). A
+remote entry's `name` must equal the URL's last segment; a hub entry's
+`name` is free (hub repositories are named by their owners). Remote
+config.json files are fetched again on every read while online and read
+from the cache offline, except those of a hub commit, which cannot change
+and are read from the cache whenever they are there.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import difflib
 import fnmatch
 import importlib.resources
 import json
+import logging
 import os
 import pathlib
 import re
@@ -50,12 +60,15 @@ from mrrn_keras.data.sampling import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name, replace_folder
+from mrrn_keras.hub import HubHandle, is_hub_handle, parse_handle
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     import keras
 
     from mrrn_keras.model import MRRN, MRRNVideoClassifier
+
+logger = logging.getLogger(__name__)
 
 # Reading entries (`list_variants`, `variant_info`) imports neither Keras nor
 # the model, so `mrrn list` and `mrrn info` start at once; loading does.
@@ -136,7 +149,11 @@ class VariantInfo:
         dataset: read-only mapping or None.
         metrics: tuple of read-only mappings.
         weights: `WeightsInfo` or None (architecture only).
-        location: str. The entry folder, or its URL for a remote entry.
+        location: str. The entry folder, or its URL for a remote entry
+            (for a hub entry, `{endpoint}/{owner}/{repo}/resolve/{revision}`).
+        handle: `mrrn_keras.hub.HubHandle` or None. For a hub entry, the
+            handle it was read through, revision included (`str(handle)`
+            is `hf://owner/repo@main`); None otherwise.
     """
 
     name: str
@@ -151,6 +168,7 @@ class VariantInfo:
     params: int
     weights: WeightsInfo | None
     location: str
+    handle: HubHandle | None = None
 
     @property
     def num_classes(self) -> int:
@@ -183,9 +201,19 @@ class VariantInfo:
         return kwargs
 
     def read_card(self) -> str:
-        """The entry's `card.md` text."""
+        """The entry's `card.md` text (remote: at most `MAX_TEXT_BYTES`).
+
+        Raises:
+            ZooError: the entry has no card.
+            WeightsError: a remote card could not be fetched.
+        """
         if self.is_remote:
-            return fetch_text(f"{self.location}/{CARD_FILE}")
+            url = f"{self.location}/{CARD_FILE}"
+            pinned = self.handle is not None and self.handle.is_pinned
+            text = fetch_text(url, reuse_cached=pinned, missing_ok=True)
+            if text is None:
+                raise ZooError(f"{url}: the entry has no model card ({CARD_FILE})")
+            return text
         path = pathlib.Path(self.location) / CARD_FILE
         if not path.is_file():
             raise ZooError(f"{path}: the entry has no model card ({CARD_FILE})")
@@ -366,12 +394,12 @@ def _check_weights(check: _Checker, weights: dict | None) -> WeightsInfo | None:
     if weights["size"] <= 0:
         check.fail("weights.size", f"must be a positive byte count. Received: {weights['size']}")
     file = weights.get("file")
-    if file is not None and (
-        file in (".", "..") or any(c in file for c in "/\\") or not file.endswith(WEIGHTS_SUFFIX)
-    ):
+    # The name joins the entry's folder or URL, and names the cached copy.
+    if file is not None and not (is_safe_name(file) and file.endswith(WEIGHTS_SUFFIX)):
         check.fail(
             "weights.file",
-            f"must be a file name in the entry folder ending in {WEIGHTS_SUFFIX}. Received: {file!r}",
+            "must be one plain file name in the entry folder (letters, digits, `._+-`, not "
+            f"starting with a dot) ending in {WEIGHTS_SUFFIX}. Received: {file!r}",
         )
     url = weights.get("url")
     if url is not None and not is_url(url):
@@ -434,7 +462,8 @@ def _unknown(name: str) -> ZooError:
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     return ZooError(
         f"Unknown zoo variant {name!r}.{hint} Registered variants: {', '.join(names) or 'none'}. "
-        "A variant may also be an entry folder (with config.json) or an http(s)/file URL of one."
+        "A variant may also be an entry folder (with config.json), an http(s)/file URL of one, "
+        "or a hub repository holding one (hf://owner/repo[@revision])."
     )
 
 
@@ -450,10 +479,11 @@ def _read_local(folder: pathlib.Path) -> VariantInfo:
     return parse_entry(data, source=str(path), folder_name=folder.name, location=str(folder))
 
 
-def _read_remote(url: str) -> VariantInfo:
+def _read_remote(url: str, *, hub: HubHandle | None = None) -> VariantInfo:
+    """Reads the entry folder at `url`, or the hub repository `hub` (whose base URL `url` is)."""
     url = url.rstrip("/")
     source = f"{url}/{ENTRY_FILE}"
-    folder_name = _last_segment(url)
+    folder_name = None if hub else _last_segment(url)
 
     def parse(text: str) -> VariantInfo:
         try:
@@ -461,6 +491,8 @@ def _read_remote(url: str) -> VariantInfo:
         except json.JSONDecodeError as err:
             raise ZooError(f"{source}: not valid JSON ({err})") from err
         info = parse_entry(data, source=source, folder_name=folder_name, location=url)
+        if hub is not None:
+            info = dataclasses.replace(info, handle=hub)
         weights_url = info.weights.url if info.weights else None
         if weights_url and urllib.parse.urlsplit(weights_url).scheme not in ("http", "https"):
             raise ZooError(
@@ -469,8 +501,8 @@ def _read_remote(url: str) -> VariantInfo:
             )
         return info
 
-    # Checked before the text is cached.
-    return fetch_text(source, parse=parse)
+    # Checked before the text is cached; a hub commit's files never change.
+    return fetch_text(source, parse=parse, reuse_cached=hub is not None and hub.is_pinned)
 
 
 def _last_segment(url: str) -> str:
@@ -482,11 +514,17 @@ def variant_info(variant: str | os.PathLike) -> VariantInfo:
     """The checked metadata of a variant.
 
     Args:
-        variant: a registered name, a local entry folder, or an http(s)/file
-            URL of an entry folder.
+        variant: a registered name, a local entry folder, an http(s)/file
+            URL of an entry folder, or `hf://owner/repo[@revision]`, a
+            Hugging Face hub repository holding an entry folder's files
+            (revision: a branch, tag or 40-hex commit; default `main`).
+
+    Returns:
+        The entry's `VariantInfo`.
 
     Raises:
-        ZooError: unknown name (listing the closest ones) or malformed entry.
+        ZooError: unknown name (listing the closest ones), malformed hub
+            handle (before any request), or malformed entry.
         WeightsError: a remote entry could not be fetched.
 
     Example:
@@ -499,9 +537,12 @@ def variant_info(variant: str | os.PathLike) -> VariantInfo:
         return _read_local(pathlib.Path(variant))
     if not isinstance(variant, str):
         raise ZooError(
-            "`variant` must be a name, an entry folder or a URL. "
+            "`variant` must be a name, an entry folder, a URL or an hf:// handle. "
             f"Received: variant={variant!r}"
         )
+    if is_hub_handle(variant):
+        hub = parse_handle(variant)
+        return _read_remote(hub.base_url(), hub=hub)
     if is_url(variant):
         parts = urllib.parse.urlsplit(variant)
         if parts.scheme == "file":
@@ -667,12 +708,24 @@ def model_file_input(path: str | os.PathLike) -> dict | None:
     return spec if isinstance(spec, dict) else None
 
 
+def is_model_file(variant) -> bool:
+    """Whether `variant` names a `.keras` model file rather than a zoo entry.
+
+    Example:
+
+    >>> is_model_file("run/model.keras"), is_model_file("hf://owner/repo.keras")
+    (True, False)
+    """
+    return str(variant).endswith(".keras") and not is_hub_handle(variant)
+
+
 def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True):
     """A model ready to classify clips, with what its inputs must be.
 
     Args:
-        variant: a registered name, entry folder or URL (see `load_mrrn`),
-            or a `.keras` file written by `mrrn finetune`.
+        variant: a registered name, entry folder, URL or
+            `hf://owner/repo[@revision]` (see `load_mrrn`), or a `.keras`
+            file written by `mrrn finetune`.
         require_spec: bool. Refuse a `.keras` file without an input spec;
             False returns None as its spec.
 
@@ -685,7 +738,7 @@ def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True)
             record its input spec (one saved by plain `model.save`).
         WeightsError: weights or the `.keras` file cannot be read.
     """
-    if str(variant).endswith(".keras"):
+    if is_model_file(variant):
         spec = model_file_input(variant)
         model = load_model_file(variant)
         if spec is None and require_spec:
@@ -727,7 +780,10 @@ def load_mrrn(
 
     Args:
         variant: a registered name (`list_variants()`), a local entry folder,
-            or an http(s)/file URL of an entry folder.
+            an http(s)/file URL of an entry folder, or
+            `hf://owner/repo[@revision]`, a Hugging Face hub repository
+            holding an entry folder's files (`variant_info`); pin a 40-hex
+            commit to load the same model every time (docs/publishing.md).
         weights: `"pretrained"` (the entry's weights, fetched and verified),
             `None` (random initialisation) or the path of a `.weights.h5`
             file saved from a model built with the same arguments (including
@@ -750,9 +806,11 @@ def load_mrrn(
         `include_top=False`.
 
     Raises:
-        ZooError: unknown variant, malformed entry, architecture-only entry
-            with `weights="pretrained"`, or overrides the weights cannot fit.
-        WeightsError: weights missing, corrupt or not downloadable.
+        ZooError: unknown variant, malformed entry or hub handle,
+            architecture-only entry with `weights="pretrained"`, or
+            overrides the weights cannot fit.
+        WeightsError: weights missing, corrupt or not downloadable, or a
+            remote entry not fetchable.
 
     Example:
 
@@ -762,6 +820,14 @@ def load_mrrn(
     (None, 101)
     """
     info = variant_info(variant)
+    if info.handle is not None:
+        if info.handle.is_pinned:
+            logger.debug("Loading %s, a fixed commit.", info.handle)
+        else:
+            logger.info(
+                "Loading %s: a branch or tag can move; pin a commit (hf://owner/repo@<40-hex "
+                "commit>) to load the same model every time.", info.handle,
+            )
     unknown = sorted(set(overrides) - set(MODEL_ARGUMENTS) - {"name"})
     if unknown:
         raise ZooError(
@@ -839,11 +905,17 @@ def save_entry(
 ) -> VariantInfo:
     """Writes `model` as a zoo entry folder, replacing the folder in one step.
 
-    The folder (named `architecture.tag`) gets `config.json`, `card.md` and
-    `model.weights.h5`; the entry is written beside it under a hidden name,
-    checked by the same parser `load_mrrn` uses, and only then moved into
-    place (`mrrn_keras.files.replace_folder`), so a reader sees the old
-    entry or the new one, never half of one.
+    The folder (named `architecture.tag`) gets `config.json` (the model's
+    arguments, input spec, labels, metrics and `weights: {file, sha256,
+    size}`), `card.md` and `model.weights.h5`; the entry is written beside
+    it under a hidden name, checked by the same parser `load_mrrn` uses,
+    and only then moved into place (`mrrn_keras.files.replace_folder`), so
+    a reader sees the old entry or the new one, never half of one. The
+    folder is everything a load needs: from disk (`load_mrrn(folder)`),
+    served over http(s), or with its three files uploaded to the root of a
+    Hugging Face hub repository (`load_mrrn("hf://owner/repo@<commit>")`,
+    docs/publishing.md), where the weights are checked against the sha256
+    and size in config.json.
 
     Args:
         model: an `MRRNVideoClassifier`; its `class_names` become the labels.
@@ -859,8 +931,10 @@ def save_entry(
         The written entry's `VariantInfo`.
 
     Raises:
-        ZooError: the entry would not be valid (naming the field).
+        ZooError: the entry would not be valid (naming the field); nothing
+            is written then.
         ValueError: `model` is not an `MRRNVideoClassifier`.
+        OSError: the folder's parent cannot be written.
 
     Example:
 
@@ -874,6 +948,8 @@ def save_entry(
     ...                               "sampling": "segments"})
     >>> info.name, info.labels, load_mrrn(folder).count_params() == info.params
     ('mrrn_tiny.demo', ('a', 'b'), True)
+    >>> sorted(p.name for p in folder.iterdir()), info.weights.file, len(info.weights.sha256)
+    (['card.md', 'config.json', 'model.weights.h5'], 'model.weights.h5', 64)
     """
     from mrrn_keras.model import MRRNVideoClassifier
 
