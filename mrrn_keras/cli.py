@@ -96,7 +96,8 @@ def _info(args) -> int:
     spec = info.input
     size = f"{spec['frames']} frames at {spec['height']}x{spec['width']}, {spec['sampling']} sampling"
     if info.weights is None:
-        weights = "none (architecture only)"
+        start = info.model["backbone_weights"]
+        weights = "none (architecture only" + (f"; the backbone starts from {start})" if start else ")")
     else:
         where = info.weights.file or info.weights.url
         weights = f"{info.weights_source}: {where} ({info.weights.size:,} bytes, sha256 {info.weights.sha256})"
