@@ -150,7 +150,7 @@ def sha256_file(path) -> str:
 def verify_file(
     path, *, sha256: str, size: int | None = None, max_size: int | None = None
 ) -> str | None:
-    """Checks a file's size (exact, or at most `max_size`) and sha256; `None` if it matches, else why not."""
+    """Checks a file's size (exact, or at most `max_size`) and sha256: None if right, else why not."""
     actual_size = os.path.getsize(path)
     if size is not None and actual_size != size:
         return f"size is {actual_size} bytes, expected {size}"
@@ -383,11 +383,12 @@ def _download(url, target: pathlib.Path, *, sha256, size, max_size, progress) ->
         seen = None
         if size is not None and received != size:
             seen = f"more than {size}" if received > size else f"only {received} of {size}"
+            seen += " bytes"
         elif max_size is not None and received > max_size:
-            seen = f"more than the at most {max_size} expected"
+            seen = f"more than {max_size} bytes, the most it may have"
         if seen is not None:
             raise WeightsError(
-                f"Download of {url} has the wrong size: received {seen} bytes; "
+                f"Download of {url} has the wrong size: received {seen}; "
                 f"nothing was cached at {target}. " + _manual_hint(url, target)
             )
         if digest != sha256:
