@@ -219,9 +219,10 @@ def _predict_timeline(args) -> int:
         size, labels = classifier.frame_shape, classifier.labels
     else:
         from mrrn_keras.streaming import StreamingClassifier
-        from mrrn_keras.zoo import load_mrrn, variant_info
+        from mrrn_keras.zoo import check_trained, load_mrrn, variant_info
 
         info = variant_info(args.variant)
+        check_trained(info)
         classifier = StreamingClassifier(load_mrrn(args.variant))
         size, labels = (info.input["height"], info.input["width"]), info.labels
     failed = False

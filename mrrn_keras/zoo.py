@@ -701,13 +701,23 @@ def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True)
             )
         return model, spec, pathlib.Path(variant).name, getattr(model, "class_names", None)
     info = variant_info(variant)
+    check_trained(info)
+    return load_mrrn(variant), dict(info.input), info.name, info.labels
+
+
+def check_trained(info: VariantInfo) -> None:
+    """Refuses an architecture-only entry where a model must classify (predict, export).
+
+    Raises:
+        ZooError: the entry has no trained weights (even if its backbone
+            starts from ImageNet, its heads are untrained).
+    """
     if info.weights is None:
         raise ZooError(
             f"{info.name} is architecture-only: its heads are untrained, so it cannot classify. "
             f"Fine-tune it (`mrrn finetune --variant {info.name} ...`) and pass the model.keras "
             "that writes."
         )
-    return load_mrrn(variant), dict(info.input), info.name, info.labels
 
 
 def _keras_reason(err: BaseException, limit: int = 600) -> str:

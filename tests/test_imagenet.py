@@ -319,10 +319,22 @@ def test_an_entry_without_weights_starts_from_imagenet(hub, tmp_path, resnet18_f
         kernel, read_safetensors(resnet18_file)["conv1.weight"].transpose(2, 3, 1, 0))
     load_mrrn(entry, weights=None)  # random everywhere: nothing fetched
     assert server.counts[path] == 1
-    with pytest.raises(ZooError, match="architecture-only: its heads are untrained"):
-        from mrrn_keras.zoo import load_for_inference
 
+
+def test_an_entry_without_weights_cannot_classify_or_export(hub, tmp_path, capsys):
+    from mrrn_keras import cli
+    from mrrn_keras.export import export_for_serving
+    from mrrn_keras.zoo import load_for_inference
+
+    server, path, _ = hub
+    entry = imagenet_entry(tmp_path)
+    with pytest.raises(ZooError, match="architecture-only: its heads are untrained"):
         load_for_inference(entry)
+    with pytest.raises(ZooError, match="architecture-only"):
+        export_for_serving(str(entry), tmp_path / "served")
+    assert cli.main(["predict", "--variant", str(entry), "--stream"]) == 1
+    assert "architecture-only" in capsys.readouterr().err
+    assert server.counts[path] == 0
 
 
 def test_entries_name_only_imagenet_and_only_without_weights(tmp_path):
