@@ -59,7 +59,14 @@ setup(
             # ONNX export (tf2onnx on the LiteRT file) and its check.
             "onnxruntime>=1.20",
             "tf2onnx>=1.17",
+            # Writes the safetensors files the ImageNet conversion tests read
+            # (the package reads them itself, without it).
+            "safetensors>=0.4",
         ],
+        # Test-only: checks the ImageNet weight conversion against torchvision
+        # itself (tests/test_imagenet.py) and regenerates its reference
+        # (tests/fixtures/make_torchvision_reference.py). CI runs without it.
+        "torch": ["torch>=2.4", "torchvision>=0.19", "safetensors>=0.4"],
         # `mrrn export --format onnx` (wheels on PyPI; checked with tf2onnx 1.17,
         # onnx 1.23, onnxruntime 1.32 beside TF 2.21 and NumPy 2.4).
         "onnx": ["tf2onnx>=1.17", "onnx>=1.17", "onnxruntime>=1.20"],

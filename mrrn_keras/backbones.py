@@ -8,20 +8,24 @@ Every backbone maps preprocessed float images `(N, H, W, 3)` to a dict
     high  end of stage 4 (conv5_x), stride 32
 
 Each family's tap layer names, channels and strides are written once, in
-`BACKBONES`. resnet18/34 (basic blocks) are built here with the same layer
-naming scheme as `keras.applications` (`conv3_block2_out`, ...);
-resnet50/101/152 (bottleneck blocks) come from `keras.applications` so their
-ImageNet weights load for a user with internet access.
+`BACKBONES`. resnet18/34 (basic blocks) are built here as torchvision builds
+them, with the layer naming scheme of `keras.applications`
+(`conv3_block2_out`, ...); their ImageNet weights are torchvision's,
+converted by `mrrn_keras.imagenet`. resnet50/101/152 (bottleneck blocks)
+come from `keras.applications` so their ImageNet weights load for a user
+with internet access.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
 
 import keras
 
+from mrrn_keras.imagenet import imagenet_weights_path, load_torchvision_resnet
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
 TAP_NAMES = ("low", "mid", "high")
@@ -61,7 +65,9 @@ class BackboneSpec:
             `keras.applications` ResNets (BGR, mean subtracted, no scaling).
         application: str or None. `keras.applications` class name for the
             `"keras_applications"` family.
-        imagenet_weights: bool. Whether `weights="imagenet"` is available.
+        imagenet_weights: bool. Whether `weights="imagenet"` is available
+            (`keras.applications`' weights, or torchvision's through
+            `mrrn_keras.imagenet` for the `"basic"` family).
     """
 
     name: str
@@ -88,6 +94,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         mid=TapSpec("conv4_block2_out", 256, 16),
         high=TapSpec("conv5_block2_out", 512, 32),
         preprocessing="torch",
+        imagenet_weights=True,
     ),
     "resnet34": BackboneSpec(
         name="resnet34",
@@ -97,6 +104,7 @@ BACKBONES: dict[str, BackboneSpec] = {
         mid=TapSpec("conv4_block6_out", 256, 16),
         high=TapSpec("conv5_block3_out", 512, 32),
         preprocessing="torch",
+        imagenet_weights=True,
     ),
     "resnet50": BackboneSpec(
         name="resnet50",
@@ -189,9 +197,14 @@ def build_backbone(
             channels become `max(8, round_half_up(channels * width))`, e.g.
             `width=0.25` gives stages of 16/32/64/128 channels. Must be 1.0
             for resnet50/101/152. Defaults to `1.0`.
-        weights: str or None. `None` for random initialisation, or
-            `"imagenet"` (resnet50/101/152 only; downloaded by
-            `keras.applications` on first use). Defaults to `None`.
+        weights: str, path or None. `None` for random initialisation;
+            `"imagenet"`: resnet18/34 get torchvision's ImageNet weights
+            (fetched, verified and cached by `mrrn_keras.imagenet`; needs
+            `width=1.0`), resnet50/101/152 those of `keras.applications`
+            (downloaded by Keras on first use); or, for resnet18/34, the
+            path of a `.safetensors` file holding a torchvision ResNet's
+            `state_dict` (checked key by key, trusted as given). Defaults
+            to `None`.
         taps: sequence of str. Subset of `("low", "mid", "high")`.
             Defaults to all three.
         input_shape: tuple `(height, width, channels)`. Spatial sizes are
@@ -204,6 +217,11 @@ def build_backbone(
         A functional `keras.Model` from preprocessed float images
         `(N, H, W, C)` to a dict `{tap: (N, ceil(H / stride), ceil(W / stride),
         channels)}` with only the requested taps.
+
+    Raises:
+        ValueError: an unknown name, width, tap, input shape or `weights`.
+        mrrn_keras.errors.WeightsError: ImageNet weights that cannot be
+            fetched or do not fit (naming the file and the first bad key).
 
     Example:
 
@@ -219,13 +237,7 @@ def build_backbone(
     _check_width(spec, width)
     taps = _check_taps(taps)
     input_shape = _check_input_shape(input_shape)
-    if weights is not None and not (weights == "imagenet" and spec.imagenet_weights):
-        valid = [None, "imagenet"] if spec.imagenet_weights else [None]
-        raise ValueError(
-            f"`weights` for {name} must be one of {valid}; load other weights "
-            "with `model.load_weights(path)` after building. "
-            f"Received: weights={weights!r}"
-        )
+    _check_weights(spec, weights, width)
     deepest = max(TAP_NAMES.index(tap) for tap in taps)
     features = _BUILDERS[spec.family](spec, width, weights, input_shape, deepest)
     outputs = {tap: features.get_layer(spec.tap(tap).layer).output for tap in taps}
@@ -256,6 +268,27 @@ def _check_width(spec: BackboneSpec, width: float) -> None:
             f"`width` must be 1.0 for {spec.name} (keras.applications); only "
             f"{[n for n, s in BACKBONES.items() if s.family == 'basic']} take "
             f"another width. Received: width={width!r}"
+        )
+
+
+def _check_weights(spec: BackboneSpec, weights, width: float) -> None:
+    if weights is None:
+        return
+    is_file = spec.family == "basic" and isinstance(weights, (str, os.PathLike)) and str(
+        weights).endswith(".safetensors")
+    if not (is_file or (weights == "imagenet" and spec.imagenet_weights)):
+        valid = ["imagenet"] if spec.imagenet_weights else []
+        if spec.family == "basic":
+            valid.append("<path>.safetensors")
+        raise ValueError(
+            f"`weights` for {spec.name} must be None or one of {valid}; load other weights "
+            "with `model.load_weights(path)` after building. "
+            f"Received: weights={weights!r}"
+        )
+    if width != 1.0:
+        raise ValueError(
+            f"Pretrained weights fit {spec.name} at width 1.0 only; pass weights=None for "
+            f"another width. Received: width={width!r}, weights={weights!r}"
         )
 
 
@@ -294,9 +327,16 @@ def _build_application(spec, width, weights, input_shape, deepest) -> keras.Mode
 
 def _build_basic(spec, width, weights, input_shape, deepest) -> keras.Model:
     # torchvision's resnet18/34 with keras.applications' layer names.
-    del weights
+    # `torch_names` maps each conv/BN layer to torchvision's module name, the
+    # key its weights have in a torchvision state_dict.
+    if weights is not None:
+        # The whole net, so the whole file is checked; build_backbone keeps
+        # only what the requested taps need.
+        deepest = len(TAP_NAMES) - 1
+    torch_names: dict[str, str] = {}
     inputs = keras.Input(shape=input_shape)
-    x = _conv_bn(inputs, scaled_channels(_BASIC_STEM_CHANNELS, width), 7, 2, "conv1")
+    x = _conv_bn(inputs, scaled_channels(_BASIC_STEM_CHANNELS, width), 7, 2, "conv1",
+                 torch=("conv1", "bn1"), torch_names=torch_names)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     # conv2_x keeps stride 4; conv3_x..conv5_x (low, mid, high) halve it.
@@ -305,11 +345,17 @@ def _build_basic(spec, width, weights, input_shape, deepest) -> keras.Model:
         filters = scaled_channels(_BASIC_STAGE_CHANNELS[stage], width)
         for block in range(spec.depths[stage]):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, filters, stride, f"conv{stage + 2}_block{block + 1}")
-    return keras.Model(inputs, x)
+            x = _basic_block(x, filters, stride, f"conv{stage + 2}_block{block + 1}",
+                             f"layer{stage + 1}.{block}", torch_names)
+    model = keras.Model(inputs, x)
+    if weights is not None:
+        path = imagenet_weights_path(spec.name) if weights == "imagenet" else weights
+        load_torchvision_resnet(model, path, torch_names)
+    return model
 
 
-def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True):
+def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = True, *,
+             torch: tuple[str, str], torch_names: dict[str, str]):
     # Explicit symmetric padding, as torchvision, rather than "same" (which
     # pads only bottom/right for stride 2 and even sizes).
     if kernel > 1:
@@ -320,18 +366,25 @@ def _conv_bn(x, filters: int, kernel: int, stride: int, name: str, relu: bool = 
     x = keras.layers.BatchNormalization(
         epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{name}_bn"
     )(x)
+    torch_names[f"{name}_conv"], torch_names[f"{name}_bn"] = torch
     if relu:
         x = keras.layers.ReLU(name=f"{name}_relu")(x)
     return x
 
 
-def _basic_block(x, filters: int, stride: int, name: str):
+def _basic_block(x, filters: int, stride: int, name: str, torch_block: str,
+                 torch_names: dict[str, str]):
+    # torchvision's BasicBlock: conv1/bn1, conv2/bn2, downsample = (conv, bn).
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = _conv_bn(x, filters, 1, stride, f"{name}_0", relu=False)
+        shortcut = _conv_bn(x, filters, 1, stride, f"{name}_0", relu=False,
+                            torch=(f"{torch_block}.downsample.0", f"{torch_block}.downsample.1"),
+                            torch_names=torch_names)
     else:
         shortcut = x
-    y = _conv_bn(x, filters, 3, stride, f"{name}_1")
-    y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False)
+    y = _conv_bn(x, filters, 3, stride, f"{name}_1",
+                 torch=(f"{torch_block}.conv1", f"{torch_block}.bn1"), torch_names=torch_names)
+    y = _conv_bn(y, filters, 3, 1, f"{name}_2", relu=False,
+                 torch=(f"{torch_block}.conv2", f"{torch_block}.bn2"), torch_names=torch_names)
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return keras.layers.ReLU(name=f"{name}_out")(y)
 

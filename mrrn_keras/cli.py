@@ -98,7 +98,8 @@ def _info(args) -> int:
     spec = info.input
     size = f"{spec['frames']} frames at {spec['height']}x{spec['width']}, {spec['sampling']} sampling"
     if info.weights is None:
-        weights = "none (architecture only)"
+        start = info.model["backbone_weights"]
+        weights = "none (architecture only" + (f"; the backbone starts from {start})" if start else ")")
     else:
         where = info.weights.file or info.weights.url
         weights = f"{info.weights_source}: {where} ({info.weights.size:,} bytes, sha256 {info.weights.sha256})"
@@ -230,9 +231,10 @@ def _predict_timeline(args) -> int:
         size, labels = classifier.frame_shape, classifier.labels
     else:
         from mrrn_keras.streaming import StreamingClassifier
-        from mrrn_keras.zoo import load_mrrn, variant_info
+        from mrrn_keras.zoo import check_trained, load_mrrn, variant_info
 
         info = variant_info(args.variant)
+        check_trained(info)
         classifier = StreamingClassifier(load_mrrn(args.variant))
         size, labels = (info.input["height"], info.input["width"]), info.labels
     failed = False

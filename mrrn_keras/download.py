@@ -27,6 +27,10 @@ Every transfer has limits, from the environment:
 
 Remote text (an entry's config.json or card.md) is at most `MAX_TEXT_BYTES`.
 
+Files on the Hugging Face hub are addressed through `hub_file_url`, under
+`$HF_ENDPOINT` (the variable `huggingface_hub` reads; default
+https://huggingface.co), so a mirror or a local stand-in serves them.
+
 `MRRN_OFFLINE=1` (or `true`/`yes`) forbids http(s) requests: a file missing
 from the cache raises `WeightsError` naming the file, the URL and the cache
 path where it can be placed by hand. `file://` URLs are read offline too.
@@ -121,6 +125,27 @@ def hub_endpoint() -> str:
     return raw.rstrip("/")
 
 
+def hub_file_url(repo: str, revision: str, path: str) -> str:
+    """The download URL of a file of a hub repository at one revision.
+
+    Args:
+        repo: str. `"owner/name"`, e.g. `"timm/resnet18.tv_in1k"`.
+        revision: str. A commit hash (immutable) or a branch name.
+        path: str. The file's path in the repository.
+
+    Returns:
+        `<hub_endpoint()>/<repo>/resolve/<revision>/<path>`, percent-quoted.
+
+    Example:
+
+    >>> hub_file_url("timm/resnet18.tv_in1k", "a987fd6", "model.safetensors").endswith(
+    ...     "/timm/resnet18.tv_in1k/resolve/a987fd6/model.safetensors")
+    True
+    """
+    quote = urllib.parse.quote
+    return f"{hub_endpoint()}/{quote(repo)}/resolve/{quote(revision, safe='')}/{quote(path)}"
+
+
 def sha256_file(path) -> str:
     """Hex sha256 of a file."""
     digest = hashlib.sha256()
@@ -130,11 +155,15 @@ def sha256_file(path) -> str:
     return digest.hexdigest()
 
 
-def verify_file(path, *, sha256: str, size: int | None = None) -> str | None:
-    """Checks a file's size and sha256; returns `None` if it matches, else why not."""
+def verify_file(
+    path, *, sha256: str, size: int | None = None, max_size: int | None = None
+) -> str | None:
+    """Checks a file's size (exact, or at most `max_size`) and sha256: None if right, else why not."""
     actual_size = os.path.getsize(path)
     if size is not None and actual_size != size:
         return f"size is {actual_size} bytes, expected {size}"
+    if max_size is not None and actual_size > max_size:
+        return f"size is {actual_size} bytes, expected at most {max_size}"
     actual = sha256_file(path)
     if actual != sha256:
         return f"sha256 is {actual}, expected {sha256}"
@@ -228,6 +257,7 @@ def fetch_file(
     size: int | None,
     file_name: str,
     progress: bool | None = None,
+    max_size: int | None = None,
 ) -> pathlib.Path:
     """Returns the cached, verified path of `url`, downloading it if needed.
 
@@ -238,6 +268,9 @@ def fetch_file(
         file_name: str. Name of the file in the cache: one plain name.
         progress: bool or None. Show a progress bar on stderr; `None` shows
             one only when stderr is a terminal.
+        max_size: int or None. With `size=None`, the most bytes the file
+            may have: an upper bound where the exact size is not published
+            (the sha256 still pins the content). It also sets the time limit.
 
     Returns:
         The path `<home>/weights/<sha256>/<file_name>`.
@@ -251,7 +284,8 @@ def fetch_file(
             place the file by hand; nothing partial is left.
     """
     target = weights_cache_path(sha256, file_name)
-    if _cached_and_valid(target, sha256, size):
+    limits = dict(size=size, max_size=None if size is not None else max_size)
+    if _cached_and_valid(target, sha256, **limits):
         return target
     scheme = urllib.parse.urlsplit(url).scheme
     if scheme != "file" and is_offline():
@@ -264,11 +298,12 @@ def fetch_file(
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _unwritable(target.parent, err) from err
-    with _locked(target, f"downloading {url}", timeout=_lock_timeout(size)):
+    bound = size if size is not None else max_size
+    with _locked(target, f"downloading {url}", timeout=_lock_timeout(bound)):
         # Another process may have finished the download while this one waited.
-        if _cached_and_valid(target, sha256, size):
+        if _cached_and_valid(target, sha256, **limits):
             return target
-        _download(url, target, sha256=sha256, size=size, progress=progress)
+        _download(url, target, sha256=sha256, progress=progress, **limits)
     return target
 
 
@@ -300,10 +335,12 @@ def _locked(target: pathlib.Path, doing: str, *, timeout: float):
         lock.release()
 
 
-def _cached_and_valid(target: pathlib.Path, sha256: str, size: int | None) -> bool:
+def _cached_and_valid(
+    target: pathlib.Path, sha256: str, size: int | None, max_size: int | None = None
+) -> bool:
     if not target.is_file():
         return False
-    problem = verify_file(target, sha256=sha256, size=size)
+    problem = verify_file(target, sha256=sha256, size=size, max_size=max_size)
     if problem is None:
         return True
     logger.warning("Cached %s is corrupt (%s); it will be fetched again.", target, problem)
@@ -341,17 +378,25 @@ def _part_file(target: pathlib.Path):
     return os.fdopen(fd, "wb"), pathlib.Path(name)
 
 
-def _download(url, target: pathlib.Path, *, sha256, size, progress) -> None:
+def _download(url, target: pathlib.Path, *, sha256, size, max_size, progress) -> None:
     out, tmp = _part_file(target)
     try:
         with out:
-            digest, received = _stream(url, out, target=target, size=size, progress=progress)
+            digest, received = _stream(
+                url, out, target=target, size=size, limit=size if size is not None else max_size,
+                progress=progress,
+            )
             out.flush()
             os.fsync(out.fileno())
+        seen = None
         if size is not None and received != size:
             seen = f"more than {size}" if received > size else f"only {received} of {size}"
+            seen += " bytes"
+        elif max_size is not None and received > max_size:
+            seen = f"more than {max_size} bytes, the most it may have"
+        if seen is not None:
             raise WeightsError(
-                f"Download of {url} has the wrong size: received {seen} bytes; "
+                f"Download of {url} has the wrong size: received {seen}; "
                 f"nothing was cached at {target}. " + _manual_hint(url, target)
             )
         if digest != sha256:
@@ -392,8 +437,8 @@ def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None) -
                 )
 
 
-def _stream(url, out, *, target, size, progress) -> tuple[str, int]:
-    """Copies `url` into `out`; returns (hex sha256, bytes received)."""
+def _stream(url, out, *, target, size, limit, progress) -> tuple[str, int]:
+    """Copies `url` into `out` (stopping past `limit` bytes); returns (hex sha256, bytes received)."""
     digest = hashlib.sha256()
     received = 0
     if progress is None:
@@ -409,10 +454,10 @@ def _stream(url, out, *, target, size, progress) -> tuple[str, int]:
             out.write(block)
             received += len(block)
             bar.update(len(block))
-            return size is None or received <= size
+            return limit is None or received <= limit
 
         try:
-            _read_url(url, consume, size=size)
+            _read_url(url, consume, size=limit)
         except _FETCH_ERRORS as err:
             raise WeightsError(
                 f"Could not download {url}: {_describe(err)}; nothing was cached at {target}. "

@@ -272,7 +272,9 @@ def _resolve_model(model_or_variant):
         # Imported here: the zoo is only needed for names and entry folders.
         from mrrn_keras import zoo
 
-        return zoo.load_mrrn(model_or_variant), zoo.variant_info(model_or_variant)
+        info = zoo.variant_info(model_or_variant)
+        zoo.check_trained(info)
+        return zoo.load_mrrn(model_or_variant), info
     raise ValueError(
         "`model_or_variant` must be a keras.Model, a variant name or an entry folder. "
         f"Received: model_or_variant={model_or_variant!r}"

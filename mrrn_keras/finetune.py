@@ -4,8 +4,8 @@
 `mrrn finetune` run: read the dataset (UCF-101, HMDB-51, folder or CSV; raw
 videos or a frame cache), load the variant with new heads for the dataset's
 classes, optionally train the heads alone on a frozen backbone for a few
-epochs, then train everything with AdamW on a cosine schedule and a loss per
-stream plus the fused output. A run writes, under `out_dir`:
+epochs, then train everything with AdamW (or SGD with momentum) on a cosine
+schedule and a loss per stream plus the fused output. A run writes, under `out_dir`:
 
     run_config.json      the resolved configuration
     log.csv              per-epoch metrics (appended across restarts)
@@ -215,8 +215,17 @@ def _set_trunks_trainable(model, trainable: bool) -> None:
         trunk.trainable = trainable
 
 
+def _optimizer(config, learning_rate) -> keras.optimizers.Optimizer:
+    """The run's optimizer: AdamW, or SGD with momentum; weight decay decoupled in both."""
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            learning_rate, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    return keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+
+
 def _compile(model, config, learning_rate):
-    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=config.weight_decay)
+    optimizer = _optimizer(config, learning_rate)
     if config.mixed_precision:
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     compile_for_streams(
@@ -292,6 +301,10 @@ def _selection_text(selection: dict) -> str:
             f"videos, whole groups held out of the training split (epoch {selection['best_epoch']})")
 
 
+def _optimizer_text(config) -> str:
+    return f"SGD (momentum {config.momentum})" if config.optimizer == "sgd" else "AdamW"
+
+
 def _card(name, config, spec, metrics, counts, seconds, command):
     pct = lambda v: f"{100 * v:.1f}%"  # noqa: E731
     per_class = "\n".join(
@@ -308,8 +321,8 @@ def _card(name, config, spec, metrics, counts, seconds, command):
 - Input: {spec.clip_len} frames at {spec.size}x{spec.size}, uint8 RGB, `{spec.mode}` sampling
   (stride {spec.stride}, short videos: {spec.short}).
 - Test: {config.eval_clips} clip(s) x {config.eval_crops} crop(s) per video, scores averaged per video.
-- Training: {config.epochs} epochs ({config.warmup_epochs} with the backbone frozen), AdamW
-  (peak lr {config.learning_rate}, weight decay {config.weight_decay}, cosine decay), batch
+- Training: {config.epochs} epochs ({config.warmup_epochs} with the backbone frozen), {_optimizer_text(config)}
+  (peak lr {config.learning_rate}, weight decay {config.weight_decay} decoupled, cosine decay), batch
   {config.batch_size}, a loss per stream (weight {config.stream_weight}) plus the fused output,
   augmentation: {'random resized crops (min area ' + str(config.min_scale) + ')' if config.augment else 'none'},
   flips {'on' if config.flip else 'off'}; seed {config.seed}; {seconds / 60:.1f} min of training.

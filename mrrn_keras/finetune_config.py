@@ -14,6 +14,7 @@ from mrrn_keras.distribute import STRATEGIES
 from mrrn_keras.errors import ConfigError
 from mrrn_keras.validation import check_int
 
+OPTIMIZERS = ("adamw", "sgd")
 
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
@@ -47,8 +48,15 @@ class FinetuneConfig:
         epochs: int. Total epochs, warm-up included. Defaults to 10.
         warmup_epochs: int. Leading epochs with the backbone frozen (heads
             and SRUs train). Defaults to 0.
-        learning_rate: float. Peak AdamW learning rate. Defaults to 1e-3.
-        weight_decay: float. AdamW weight decay. Defaults to 1e-4.
+        optimizer: str. `"adamw"` or `"sgd"` (with `momentum`; the
+            paper-proxy recipe). Defaults to "adamw".
+        momentum: float in [0, 1). SGD momentum. Defaults to 0.9.
+        learning_rate: float. Peak learning rate. Defaults to 1e-3.
+        weight_decay: float. Weight decay, applied as Keras does for every
+            optimizer: decoupled, `w -= learning_rate * weight_decay * w`
+            each step (torch's SGD instead adds `weight_decay * w` to the
+            gradient, which momentum m amplifies about 1 / (1 - m) times).
+            Defaults to 1e-4.
         stream_weight: float. Loss weight of each stream next to the fused
             output. Defaults to 1.0.
         augment: bool. Random resized crops when training. Defaults to True.
@@ -90,6 +98,8 @@ class FinetuneConfig:
     batch_size: int = 8
     epochs: int = 10
     warmup_epochs: int = 0
+    optimizer: str = "adamw"
+    momentum: float = 0.9
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     stream_weight: float = 1.0
@@ -124,6 +134,12 @@ class FinetuneConfig:
             )
         if self.short not in SHORT_POLICIES:
             raise ConfigError(f"`short` must be one of {SHORT_POLICIES}. Received: short={self.short!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"`optimizer` must be one of {OPTIMIZERS}. Received: optimizer={self.optimizer!r}"
+            )
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"`momentum` must be in [0, 1). Received: momentum={self.momentum!r}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
         for name in ("batch_size", "epochs", "eval_clips"):
@@ -167,8 +183,10 @@ FIELD_HELP = {
     "batch_size": "Global batch size.",
     "epochs": "Total epochs, warm-up included.",
     "warmup_epochs": "Leading epochs with the backbone frozen.",
-    "learning_rate": "Peak AdamW learning rate (cosine decay).",
-    "weight_decay": "AdamW weight decay.",
+    "optimizer": "Optimizer: adamw, or sgd with --momentum (the paper-proxy recipe).",
+    "momentum": "SGD momentum (with --optimizer sgd).",
+    "learning_rate": "Peak learning rate (cosine decay).",
+    "weight_decay": "Weight decay, decoupled as Keras applies it: w -= lr * wd * w each step.",
     "stream_weight": "Loss weight of each stream next to the fused output.",
     "augment": "Random resized crops when training.",
     "min_scale": "Smallest area fraction of a random resized crop.",
@@ -193,6 +211,7 @@ FIELD_CHOICES = {
     "sampling": SAMPLING_MODES,
     "short": SHORT_POLICIES,
     "strategy": STRATEGIES,
+    "optimizer": OPTIMIZERS,
     "on_error": ("skip", "raise"),  # mrrn_keras.data.pipeline.ERROR_POLICIES (loads TensorFlow)
 }
 

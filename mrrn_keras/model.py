@@ -123,9 +123,13 @@ class MRRNBackbone(_FramesModel):
             kept in that order. Defaults to all three.
         backbone_width: float. Channel multiplier (resnet18/34 only).
             Defaults to `1.0`.
-        backbone_weights: `None` or `"imagenet"` (resnet50/101/152; needs
-            internet on first use). Only used while building: `get_config`
-            stores `None`, since a saved model carries its own weights.
+        backbone_weights: `None`, `"imagenet"` (needs `backbone_width=1.0`
+            and, on first use, access to the Hugging Face hub for resnet18/34
+            (torchvision's weights, see `mrrn_keras.imagenet`) or to Keras'
+            downloads for resnet50/101/152), or for resnet18/34 the path of a
+            `.safetensors` file of a torchvision ResNet. Only used while
+            building: `get_config` stores `None`, since a saved model carries
+            its own weights.
         backbone_mode: str. `"shared"`: one ResNet pass feeds all taps (fast).
             `"independent"`: one ResNet per stream, truncated at its tap (the
             paper's separately trained stream networks). Defaults to

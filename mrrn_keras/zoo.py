@@ -318,6 +318,12 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
     if data["params"] < 0:
         check.fail("params", f"must be >= 0. Received: {data['params']}")
     weights = _check_weights(check, data["weights"])
+    if weights is not None and model["backbone_weights"] is not None:
+        check.fail(
+            "model.backbone_weights",
+            "must be null: the entry's own weights cover the backbone. "
+            f"Received: {model['backbone_weights']!r}",
+        )
     return VariantInfo(
         name=name,
         architecture=architecture,
@@ -346,10 +352,10 @@ def _check_model(check: _Checker, model: dict) -> dict:
     num_classes = model["num_classes"]
     if not _is_type(num_classes, int) or num_classes < 1:
         check.fail("model.num_classes", f"must be a positive integer. Received: {num_classes!r}")
-    if model["backbone_weights"] is not None:
+    if model["backbone_weights"] not in (None, "imagenet"):
         check.fail(
             "model.backbone_weights",
-            "must be null: the entry's own weights cover the backbone. "
+            'must be null or "imagenet" (where an entry without weights starts its backbone). '
             f"Received: {model['backbone_weights']!r}",
         )
     return model
@@ -748,7 +754,23 @@ def load_for_inference(variant: str | os.PathLike, *, require_spec: bool = True)
             )
         return model, spec, pathlib.Path(variant).name, getattr(model, "class_names", None)
     info = variant_info(variant)
+    check_trained(info)
     return load_mrrn(variant), dict(info.input), info.name, info.labels
+
+
+def check_trained(info: VariantInfo) -> None:
+    """Refuses an architecture-only entry where a model must classify (predict, export).
+
+    Raises:
+        ZooError: the entry has no trained weights (even if its backbone
+            starts from ImageNet, its heads are untrained).
+    """
+    if info.weights is None:
+        raise ZooError(
+            f"{info.name} is architecture-only: its heads are untrained, so it cannot classify. "
+            f"Fine-tune it (`mrrn finetune --variant {info.name} ...`) and pass the model.keras "
+            "that writes."
+        )
 
 
 def _keras_reason(err: BaseException, limit: int = 600) -> str:
@@ -784,10 +806,14 @@ def load_mrrn(
             `hf://owner/repo[@revision]`, a Hugging Face hub repository
             holding an entry folder's files (`variant_info`); pin a 40-hex
             commit to load the same model every time (docs/publishing.md).
-        weights: `"pretrained"` (the entry's weights, fetched and verified),
-            `None` (random initialisation) or the path of a `.weights.h5`
-            file saved from a model built with the same arguments (including
-            `num_classes` and `overrides`).
+        weights: `"pretrained"` (the entry's weights, fetched and verified;
+            for an entry without weights whose `model.backbone_weights` is
+            `"imagenet"`, the backbone's ImageNet weights under untrained
+            SRUs and heads: the start of a fine-tuning), `None` (random
+            initialisation everywhere, the entry's `backbone_weights`
+            included, unless passed in `overrides`) or the path of a
+            `.weights.h5` file saved from a model built with the same
+            arguments (including `num_classes` and `overrides`).
         num_classes: int or None. A number of classes different from the
             entry's keeps the pretrained backbone and builds fresh heads and
             fusion, for fine-tuning; labels then come from `class_names=`
@@ -807,8 +833,8 @@ def load_mrrn(
 
     Raises:
         ZooError: unknown variant, malformed entry or hub handle,
-            architecture-only entry with `weights="pretrained"`, or
-            overrides the weights cannot fit.
+            architecture-only entry with no ImageNet start and
+            `weights="pretrained"`, or overrides the weights cannot fit.
         WeightsError: weights missing, corrupt or not downloadable, or a
             remote entry not fetchable.
 
@@ -839,11 +865,15 @@ def load_mrrn(
         changes = {"class_names": None, **changes, "num_classes": num_classes}
 
     if isinstance(weights, str) and weights == "pretrained":
-        model = _build({**base, **_pick(changes, ("name",))}, info)
-        _load_weights(model, pretrained_weights_path(info, progress=progress), info)
-        model = _transfer(model, changes, info)
+        if info.weights is None and base["backbone_weights"] is not None:
+            # An architecture-only entry that names its backbone's start (ImageNet).
+            model = _build({**base, **changes}, info)
+        else:
+            model = _build({**base, **_pick(changes, ("name",))}, info)
+            _load_weights(model, pretrained_weights_path(info, progress=progress), info)
+            model = _transfer(model, changes, info)
     elif weights is None or isinstance(weights, (str, os.PathLike)):
-        model = _build({**base, **changes}, info)
+        model = _build({**base, "backbone_weights": None, **changes}, info)
         if weights is not None:
             path = pathlib.Path(weights)
             if not path.is_file():

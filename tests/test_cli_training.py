@@ -9,6 +9,8 @@ from mrrn_keras import cli_training
 from mrrn_keras.data.cache import open_cache
 from mrrn_keras.finetune import FinetuneConfig
 from tests.helpers import write_class_videos
+from tests.test_imagenet import hub, imagenet_entry, resnet18_file  # noqa: F401  (fixtures)
+from tests.test_zoo import home, server  # noqa: F401  (fixtures)
 
 
 def parse(add_arguments, argv):
@@ -36,11 +38,13 @@ def test_finetune_arguments_map_onto_the_config():
     args = parse(cli_training.finetune_arguments, [
         "--variant", "mrrn_tiny.motion", "--data_format", "csv", "--data_dir", "d",
         "--out_dir", "o", "--epochs", "3", "--warmup_epochs", "1", "--no-augment", "--flip",
-        "--strategy", "mirrored", "--learning_rate", "0.01"])
+        "--strategy", "mirrored", "--learning_rate", "0.01", "--optimizer", "sgd",
+        "--momentum", "0.8"])
     config = cli_training.finetune_config(args)
     assert config == FinetuneConfig(
         variant="mrrn_tiny.motion", data_format="csv", data_dir="d", out_dir="o", epochs=3,
-        warmup_epochs=1, augment=False, flip=True, strategy="mirrored", learning_rate=0.01)
+        warmup_epochs=1, augment=False, flip=True, strategy="mirrored", learning_rate=0.01,
+        optimizer="sgd", momentum=0.8)
     with pytest.raises(SystemExit):
         parse(cli_training.finetune_arguments, ["--variant", "v"])
 
@@ -109,3 +113,60 @@ def test_bad_run_folders_and_sizes_get_one_line(tmp_path, capsys):
     first, second = capsys.readouterr().err.strip().splitlines()
     assert first.startswith("mrrn finetune: ") and "must be a folder" in first
     assert "exactly 64x64" in second and "size=32" in second
+
+
+def test_the_paper_recipe_command_runs_on_a_tiny_ucf101_tree(hub, tmp_path, resnet18_file,  # noqa: F811
+                                                              capsys):
+    # README's command (fine-tune an entry that starts from ImageNet; UCF-101's official layout
+    # named by --videos_dir/--splits_dir; SGD, momentum 0.9, cosine), at test size: the entry is
+    # mrrn_r18.paper with a tiny head, the ImageNet file random weights served by the stand-in hub.
+    import numpy as np
+
+    from mrrn_keras import cli
+    from mrrn_keras.data.synthetic import make_motion_dataset
+    from mrrn_keras.imagenet import read_safetensors
+    from mrrn_keras.zoo import load_model_file
+
+    server, path, _ = hub
+    data = make_motion_dataset(tmp_path / "ucf101", videos_per_class=4, frames=6, size=32,
+                               classes=("still", "grow"), clips_per_group=2, test_fraction=0.5)
+    entry = imagenet_entry(tmp_path)
+    run = tmp_path / "run"
+    argv = ["finetune", "--variant", str(entry), "--data_format", "ucf101",
+            "--data_dir", str(data), "--videos_dir", str(data / "videos"),
+            "--splits_dir", str(data / "splits"), "--split", "1", "--out_dir", str(run),
+            "--frames", "4", "--size", "32", "--sampling", "segments",
+            "--optimizer", "sgd", "--momentum", "0.9", "--learning_rate", "1e-3",
+            "--weight_decay", "1e-4", "--batch_size", "2", "--epochs", "1", "--eval_clips", "2",
+            "--no-jit_compile"]
+    assert cli.main(argv) == 0
+    assert "top-1" in capsys.readouterr().out
+    assert server.counts[path] == 1
+    config = json.loads((run / "run_config.json").read_text())
+    assert (config["optimizer"], config["momentum"], config["weight_decay"]) == ("sgd", 0.9, 1e-4)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["videos"] == 4 and metrics["train_videos"] == 4
+    assert "SGD (momentum 0.9)" in next((run / "entry").iterdir()).joinpath("card.md").read_text()
+    # The backbone started from the file: two small SGD steps leave it near those weights
+    # (a random start is ~0.1 away).
+    model = load_model_file(run / "model.keras")
+    kernel = model.backbone.trunks[0].get_layer("conv1_conv").get_weights()[0]
+    start = read_safetensors(resnet18_file)["conv1.weight"].transpose(2, 3, 1, 0)
+    assert np.abs(kernel - start).max() < 1e-2
+
+
+def test_optimizer_options():
+    import keras
+
+    from mrrn_keras.errors import ConfigError
+    from mrrn_keras.finetune import _optimizer
+
+    base = dict(variant="v", data_format="csv", data_dir="d", out_dir="o")
+    sgd = _optimizer(FinetuneConfig(**base, optimizer="sgd", momentum=0.8, weight_decay=1e-5), 0.1)
+    assert isinstance(sgd, keras.optimizers.SGD)
+    assert (sgd.momentum, sgd.weight_decay, sgd.nesterov) == (0.8, 1e-5, False)
+    assert isinstance(_optimizer(FinetuneConfig(**base), 0.1), keras.optimizers.AdamW)
+    with pytest.raises(ConfigError, match="Received: optimizer='adam'"):
+        FinetuneConfig(**base, optimizer="adam")
+    with pytest.raises(ConfigError, match="Received: momentum=1.0"):
+        FinetuneConfig(**base, momentum=1.0)

@@ -519,6 +519,7 @@ def test_variant_name_uses_the_zoo(tmp_path, monkeypatch):
     zoo = types.ModuleType("mrrn_keras.zoo")
     zoo.load_mrrn = lambda variant: model
     zoo.variant_info = lambda variant: info
+    zoo.check_trained = lambda info: None
     monkeypatch.setitem(sys.modules, "mrrn_keras.zoo", zoo)
     import mrrn_keras
 
