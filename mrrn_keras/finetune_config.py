@@ -72,8 +72,10 @@ class FinetuneConfig:
         jit_compile: bool. XLA-compile the train step. Defaults to True.
         deterministic: bool. TensorFlow op determinism
             (`tf.config.experimental.enable_op_determinism`): the same seed
-            reruns to the same weights on the same machine, a little slower.
-            Other backends are seeded only. Defaults to False.
+            reruns to the same weights on the same machine. Keras compiles
+            no XLA step under it (`jit_compile` is then ignored), so a run
+            is several times slower. Other backends are seeded only.
+            Defaults to False.
         entry_name: str or None. Name of the written zoo entry; defaults
             to "<architecture>.<out_dir folder name>".
         pretrained: bool. Start from the variant's weights; False trains
@@ -199,7 +201,8 @@ FIELD_HELP = {
     "on_error": "Unreadable videos: skip (counted, reported each epoch) or raise.",
     "seed": "Seed of data order, clip draws, augmentation and initialisation.",
     "jit_compile": "XLA-compile the training step.",
-    "deterministic": "TensorFlow op determinism: a seed reruns to the same weights (slower).",
+    "deterministic": "TensorFlow op determinism: a seed reruns to the same weights (turns XLA "
+    "off: slower).",
     "entry_name": "Name of the zoo entry written (default: <architecture>.<out_dir folder>).",
     "pretrained": "Start from the variant's weights (--no-pretrained: from scratch, a baseline).",
 }

@@ -389,6 +389,11 @@ def _check_input(check: _Checker, spec: dict, model: dict) -> None:
         )
 
 
+# The largest weights file an entry may declare: several times the paper-size
+# models (ResNet-101 MRRN float32 is about 0.3 GB).
+MAX_WEIGHTS_BYTES = 16 << 30
+
+
 def _check_weights(check: _Checker, weights: dict | None) -> WeightsInfo | None:
     if weights is None:
         return None
@@ -397,8 +402,12 @@ def _check_weights(check: _Checker, weights: dict | None) -> WeightsInfo | None:
         check.fail("weights", "must have exactly one of `file` (bundled) and `url` (fetched)")
     if not _SHA256.fullmatch(weights["sha256"]):
         check.fail("weights.sha256", f"must be 64 lowercase hex digits. Received: {weights['sha256']!r}")
-    if weights["size"] <= 0:
-        check.fail("weights.size", f"must be a positive byte count. Received: {weights['size']}")
+    if not 0 < weights["size"] <= MAX_WEIGHTS_BYTES:
+        check.fail(
+            "weights.size",
+            f"must be a positive byte count of at most {MAX_WEIGHTS_BYTES} (16 GiB: an entry "
+            f"cannot make the package fill a disk). Received: {weights['size']}",
+        )
     file = weights.get("file")
     # The name joins the entry's folder or URL, and names the cached copy.
     if file is not None and not (is_safe_name(file) and file.endswith(WEIGHTS_SUFFIX)):

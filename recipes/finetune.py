@@ -40,6 +40,7 @@ Smoke size (CI: 8 generated videos per class, 1 epoch, no XLA; about a minute):
     python recipes/finetune.py --smoke --variant mrrn_tiny.motion --out_dir /tmp/ft_smoke
 """
 
+import json
 import os
 import pathlib
 import sys
@@ -47,6 +48,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
@@ -72,6 +74,17 @@ flags.DEFINE_integer("motion_frames", 16, "Frames per generated video.")
 flags.DEFINE_integer("motion_size", 64, "Generated frame size.")
 flags.DEFINE_integer("motion_seed", 7, "Seed of the generated videos.")
 flags.DEFINE_boolean("smoke", False, "Tiny sizes: generated data, 1 epoch, no XLA.")
+flags.DEFINE_list("seeds", [], "Train once per seed, each in <out_dir>/seed<N>, and write "
+                  "<out_dir>/summary.json with the mean and spread of top-1 (overrides --seed).")
+
+
+def spread(values) -> dict:
+    """Mean, sample standard deviation, min and max of per-seed accuracies."""
+    array = np.asarray(values, np.float64)
+    return {"mean": float(array.mean()),
+            "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+            "min": float(array.min()), "max": float(array.max()),
+            "values": [float(v) for v in array]}
 
 
 def main(argv):
@@ -97,11 +110,37 @@ def main(argv):
     if not values["data_dir"] or not values["data_format"]:
         raise app.UsageError("--data_dir and --data_format are needed (or --smoke)")
     command = "python " + " ".join(["recipes/finetune.py", *sys.argv[1:]])
+    seeds = [int(seed) for seed in FLAGS.seeds]
+    runs = {}
     try:
-        metrics = finetune(FinetuneConfig(**values), command=command)
+        if seeds:
+            out = pathlib.Path(values["out_dir"])
+            for seed in seeds:
+                runs[seed] = finetune(
+                    FinetuneConfig(**{**values, "seed": seed, "out_dir": str(out / f"seed{seed}")}),
+                    command=command,
+                )
+                logging.info("seed %d: top-1 %.4f", seed, runs[seed]["top1"])
+        else:
+            runs[values["seed"]] = finetune(FinetuneConfig(**values), command=command)
     except MRRNError as err:  # bad input: one line, no traceback
         logging.error("%s", err)
         sys.exit(1)
+    if seeds:
+        first = runs[seeds[0]]
+        summary = {
+            "command": command, "seeds": seeds, "top1": spread([m["top1"] for m in runs.values()]),
+            "per_class": {name: spread([m["per_class"][name] for m in runs.values()])
+                          for name in first["per_class"]},
+            "train_seconds": [m["train_seconds"] for m in runs.values()],
+            "videos": first["videos"], "train_videos": first["train_videos"],
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        top1 = summary["top1"]
+        logging.info("top-1 over seeds %s: %.4f ± %.4f (min %.4f, max %.4f)", seeds, top1["mean"],
+                     top1["std"], top1["min"], top1["max"])
+        return
+    metrics = runs[values["seed"]]
     logging.info(
         "top-1 %.4f on %d test videos (trained on %d, model: %s; %d unreadable files "
         "skipped), %.0f s training; outputs: %s",

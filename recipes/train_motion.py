@@ -49,14 +49,16 @@ flags.DEFINE_string("zoo_entry", None, "If set, write the first seed's model as 
 flags.DEFINE_integer("videos_per_class", 300, "Videos per class (train + test).")
 flags.DEFINE_integer("video_frames", 16, "Frames per generated video.")
 flags.DEFINE_integer("frames", 8, "Frames per clip seen by the model (TSN segments).")
-flags.DEFINE_integer("size", 96, "Frame height and width.")
-flags.DEFINE_integer("epochs", 16, "Epochs for the model and for the twin.")
+flags.DEFINE_integer("size", 64, "Frame height and width.")
+flags.DEFINE_integer("epochs", 12, "Epochs for the model and for the twin.")
 flags.DEFINE_integer("batch_size", 16, "Clips per batch.")
 flags.DEFINE_float("learning_rate", 3e-3, "Peak AdamW learning rate (cosine decay).")
 flags.DEFINE_float("weight_decay", 1e-4, "AdamW weight decay.")
 flags.DEFINE_integer("data_seed", 0, "Seed of the rendered videos.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Training seeds; the first one's model is the entry.")
 flags.DEFINE_boolean("twin", True, "Also train the order-blind twin for every seed.")
+flags.DEFINE_boolean("deterministic", False, "TensorFlow op determinism (Keras then turns XLA "
+                     "off: several times slower).")
 flags.DEFINE_boolean("smoke", False, "Tiny sizes for a quick end-to-end check.")
 
 ARCHITECTURE = dict(
@@ -74,9 +76,20 @@ DESCRIPTION = "Tiny MRRN (ResNet-18 x0.25, 2x64 SRUs) trained on procedural moti
 
 
 def train_one(kind: str, seed: int, fv: dict, data_dir: pathlib.Path, out: pathlib.Path) -> dict:
-    """Trains the MRRN (`kind="mrrn"`) or its twin with `finetune`; returns its metrics."""
+    """Trains the MRRN (`kind="mrrn"`) or its twin with `finetune`; returns its metrics.
+
+    A finished run in its folder is read back instead of trained again, so a
+    multi-seed command that was stopped carries on where it stopped (an
+    interrupted run resumes from its last epoch, see `finetune`).
+    """
     arch = ARCHITECTURE if kind == "mrrn" else TWIN
     size = fv["size"]
+    run_dir = out / f"seed{seed}" / kind
+    if (run_dir / "metrics.json").exists() and (run_dir / "model.keras").exists():
+        logging.info("Reusing the finished run in %s", run_dir)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics["outputs"] = {"model": str(run_dir / "model.keras")}
+        return metrics
 
     def build(num_classes, class_names):
         return MRRN(num_classes, stream_outputs=True, class_names=class_names,
@@ -84,10 +97,10 @@ def train_one(kind: str, seed: int, fv: dict, data_dir: pathlib.Path, out: pathl
 
     config = FinetuneConfig(
         variant="mrrn_tiny.motion", data_format="ucf101", data_dir=str(data_dir),
-        out_dir=str(out / f"seed{seed}" / kind), overwrite=True, pretrained=False,
+        out_dir=str(run_dir), pretrained=False,
         frames=fv["frames"], size=size, sampling="segments", batch_size=fv["batch_size"],
         epochs=fv["epochs"], learning_rate=fv["learning_rate"], weight_decay=fv["weight_decay"],
-        augment=False, seed=seed, deterministic=True, jit_compile=not fv["smoke"],
+        augment=False, seed=seed, deterministic=fv["deterministic"], jit_compile=not fv["smoke"],
         entry_name=f"mrrn_tiny.motion_{kind}_seed{seed}",
     )
     return finetune(config, build_model=build, command=fv["command"])
@@ -140,6 +153,11 @@ def card_text(name, fv, summary, shipped, twin_shipped, counts, params, command)
         rows.append(f"| {cls} | {pct(shipped['per_class'][cls])} | "
                     f"{pm(summary['mrrn']['per_class'][cls])} | {twin_cell} |")
     minutes = np.mean(summary["mrrn"]["train_seconds"]) / 60
+    determinism = (
+        "TensorFlow op determinism on (XLA off)" if fv["deterministic"] else
+        "XLA on and TensorFlow op determinism off (Keras compiles no XLA step under it;\n"
+        "`--deterministic` trades the speed for bit-identical reruns)"
+    )
     twin_note = (
         f"Order-blind twin, first seed: {pct(twin_shipped['top1'])}." if twin_shipped else ""
     )
@@ -187,8 +205,7 @@ Trained with `mrrn_keras.finetune.finetune` from scratch (the library's decoding
 pipeline, TSN segment sampling, no augmentation): AdamW (peak lr {fv['learning_rate']},
 weight decay {fv['weight_decay']}, cosine decay with 5% warm-up), batch {fv['batch_size']},
 {fv['epochs']} epochs, a cross-entropy loss on each stream and on the fused output, the
-last epoch kept, TensorFlow op determinism on (a seed reruns to the same weights on
-the same machine). Mean wall time of one MRRN training: {minutes:.1f} min on 2 CPU cores
+last epoch kept, {determinism}. Mean wall time of one MRRN training: {minutes:.1f} min on 2 CPU cores
 (TensorFlow {_tf_version()}).
 
 ## Intended use and limits
@@ -211,7 +228,7 @@ def main(argv):
     del argv
     fv = {k: FLAGS[k].value for k in (
         "videos_per_class", "video_frames", "frames", "size", "epochs", "batch_size",
-        "learning_rate", "weight_decay", "data_seed", "twin", "smoke")}
+        "learning_rate", "weight_decay", "data_seed", "twin", "deterministic", "smoke")}
     fv["seeds"] = [int(s) for s in FLAGS.seeds]
     if FLAGS.smoke:
         fv.update(videos_per_class=8, epochs=1, size=32, frames=4, video_frames=8, batch_size=4,

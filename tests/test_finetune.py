@@ -351,13 +351,12 @@ def test_deterministic_runs_repeat_and_restore_the_switch(tmp_path):
 
     def run(name, seed):
         fields = dict(variant="tiny", data_format="folder", data_dir=str(data),
-                      out_dir=str(tmp_path / name), frames=4, size=32, batch_size=2, epochs=2,
+                      out_dir=str(tmp_path / name), frames=4, size=32, batch_size=2, epochs=1,
                       jit_compile=False, deterministic=True, seed=seed, augment=True,
                       entry_name=f"mrrn_test.{name}")
         finetune(FinetuneConfig(**fields), build_model=tiny_mrrn, command="pytest")
         return load_mrrn(tmp_path / name / "entry" / f"mrrn_test.{name}").get_weights()
 
-    first, again, other = run("first", 3), run("again", 3), run("other", 4)
+    first, again = run("first", 3), run("again", 3)
     assert not tf_config.is_op_determinism_enabled()  # put back after each run
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
-    assert not all(np.array_equal(a, b) for a, b in zip(first, other))

@@ -46,12 +46,17 @@ def test_train_motion_smoke_writes_a_loadable_entry(tmp_path):
 
 # tests/test_backends.py runs this smoke under JAX in the default tier.
 @pytest.mark.slow
-def test_finetune_smoke_writes_a_loadable_entry(tmp_path):
+def test_finetune_smoke_over_two_seeds_writes_entries_and_a_summary(tmp_path):
     from mrrn_keras import load_mrrn
 
     out = tmp_path / "run"
     run_recipe([str(ROOT / "recipes" / "finetune.py"), "--smoke", "--variant",
-                "mrrn_tiny.motion", f"--out_dir={out}"], tmp_path)
-    metrics = json.loads((out / "metrics.json").read_text())
-    (entry,) = (out / "entry").iterdir()
-    assert load_mrrn(entry).class_names == tuple(metrics["per_class"])
+                "mrrn_tiny.motion", f"--out_dir={out}", "--seeds=0,1"], tmp_path)
+    summary = json.loads((out / "summary.json").read_text())
+    per_seed = [json.loads((out / f"seed{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    assert summary["seeds"] == [0, 1]
+    assert summary["top1"]["values"] == [m["top1"] for m in per_seed]
+    assert summary["top1"]["mean"] == pytest.approx(sum(m["top1"] for m in per_seed) / 2)
+    for s, metrics in zip((0, 1), per_seed):
+        (entry,) = (out / f"seed{s}" / "entry").iterdir()
+        assert load_mrrn(entry).class_names == tuple(metrics["per_class"])

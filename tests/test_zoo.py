@@ -139,6 +139,8 @@ def _mutations():
         ("bad sampling", setter(["input", "sampling"], "random"), "`input.sampling`"),
         ("metric field", setter(["metrics", 0, "value"], "high"), "`metrics[0].value`"),
         ("weights path", setter(["weights", "file"], "../x.weights.h5"), "`weights.file`"),
+        ("huge weights", setter(["weights", "size"], 1 << 40), "`weights.size` must be"),
+        ("empty weights", setter(["weights", "size"], 0), "`weights.size` must be"),
     ]
 
 
