@@ -101,7 +101,7 @@ def classify(
     >>> import mrrn_keras
     >>> top = mrrn_keras.classify(sample_clip_path(), top_k=2)
     >>> top[0]["label"], round(top[0]["score"], 2)
-    ('MoveLeft', 0.85)
+    ('MoveLeft', 0.78)
     """
     model, spec, _, labels = _inference_model(os.fspath(variant))
     (result,) = iter_classify_videos(
