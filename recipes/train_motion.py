@@ -254,6 +254,10 @@ last epoch kept, {determinism}. Mean wall time of one MRRN training: {minutes:.1
   num_classes=N)`), and a smoke test of the whole pipeline.
 - Not a human-action model: it has never seen a real video. On real footage its
   labels describe the dominant motion at best.
+- It does not tell a rotating object from a still one: RotateCW, RotateCCW and Still stay
+  near chance among themselves (table above). `bench/motion_probe.py` finds the same for
+  this architecture at 96 px, with three times the steps, without the per-frame noise and
+  with max-pooled taps (docs/benchmarks.md, section 9).
 - Synthetic scenes are simple (one moving object, static clutter); expect no
   robustness to camera motion, cuts or multiple movers.
 """
