@@ -82,6 +82,31 @@ def top1_by_output(probabilities: dict, labels: np.ndarray) -> dict[str, float]:
     }
 
 
+def seed_spread(values) -> dict:
+    """Mean, sample standard deviation, min and max of one accuracy over training seeds.
+
+    Args:
+        values: the per-seed values, in seed order.
+
+    Returns:
+        `{"mean", "std", "min", "max", "values"}` as floats; `std` is the
+        sample standard deviation (0.0 for a single seed).
+
+    Example:
+
+    >>> seed_spread([0.5, 0.7, 0.6])["mean"], seed_spread([0.5])["std"]
+    (0.6, 0.0)
+    """
+    array = np.asarray(values, np.float64)
+    return {
+        "mean": float(array.mean()),
+        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
+        "min": float(array.min()),
+        "max": float(array.max()),
+        "values": [float(v) for v in array],
+    }
+
+
 def classification_metrics(scores, labels, class_names=None, *, top_k: int = 5) -> dict:
     """Top-1, top-k, per-class accuracy and confusion matrix of `(N, K)` scores.
 

@@ -47,13 +47,13 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noqa: E402
 from mrrn_keras.errors import MRRNError  # noqa: E402
 from mrrn_keras.finetune import finetune  # noqa: E402
 from mrrn_keras.finetune_config import FinetuneConfig, config_options  # noqa: E402
+from mrrn_keras.training import seed_spread  # noqa: E402
 
 FLAGS = flags.FLAGS
 _DEFINE = {str: flags.DEFINE_string, int: flags.DEFINE_integer, float: flags.DEFINE_float,
@@ -75,15 +75,6 @@ flags.DEFINE_integer("motion_seed", 7, "Seed of the generated videos.")
 flags.DEFINE_boolean("smoke", False, "Tiny sizes: generated data, 1 epoch, no XLA.")
 flags.DEFINE_list("seeds", [], "Train once per seed, each in <out_dir>/seed<N>, and write "
                   "<out_dir>/summary.json with the mean and spread of top-1 (overrides --seed).")
-
-
-def spread(values) -> dict:
-    """Mean, sample standard deviation, min and max of per-seed accuracies."""
-    array = np.asarray(values, np.float64)
-    return {"mean": float(array.mean()),
-            "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-            "min": float(array.min()), "max": float(array.max()),
-            "values": [float(v) for v in array]}
 
 
 def main(argv):
@@ -128,8 +119,9 @@ def main(argv):
     if seeds:
         first = runs[seeds[0]]
         summary = {
-            "command": command, "seeds": seeds, "top1": spread([m["top1"] for m in runs.values()]),
-            "per_class": {name: spread([m["per_class"][name] for m in runs.values()])
+            "command": command, "seeds": seeds,
+            "top1": seed_spread([m["top1"] for m in runs.values()]),
+            "per_class": {name: seed_spread([m["per_class"][name] for m in runs.values()])
                           for name in first["per_class"]},
             "train_seconds": [m["train_seconds"] for m in runs.values()],
             "videos": first["videos"], "train_videos": first["train_videos"],

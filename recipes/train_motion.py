@@ -34,7 +34,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
@@ -43,6 +42,7 @@ from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noq
 from mrrn_keras.errors import ConfigError, MRRNError  # noqa: E402
 from mrrn_keras.finetune import finetune  # noqa: E402
 from mrrn_keras.finetune_config import FinetuneConfig  # noqa: E402
+from mrrn_keras.training import seed_spread  # noqa: E402
 from mrrn_keras.zoo import load_model_file  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -137,27 +137,15 @@ def shipped_seed(out: pathlib.Path, seeds: list[int]) -> int:
     return seeds[0]
 
 
-def spread(values: list[float]) -> dict:
-    """Mean, sample standard deviation, min and max of per-seed accuracies."""
-    array = np.asarray(values, np.float64)
-    return {
-        "mean": float(array.mean()),
-        "std": float(array.std(ddof=1)) if len(array) > 1 else 0.0,
-        "min": float(array.min()),
-        "max": float(array.max()),
-        "values": [float(v) for v in array],
-    }
-
-
 def summarize(runs: dict) -> dict:
     """`{kind: {"top1": spread, "per_class": {class: spread}}}` over seeds."""
     summary = {}
     for kind, by_seed in runs.items():
         metrics = list(by_seed.values())
         summary[kind] = {
-            "top1": spread([m["top1"] for m in metrics]),
+            "top1": seed_spread([m["top1"] for m in metrics]),
             "per_class": {
-                name: spread([m["per_class"][name] for m in metrics])
+                name: seed_spread([m["per_class"][name] for m in metrics])
                 for name in metrics[0]["per_class"]
             },
             "train_seconds": [m["train_seconds"] for m in metrics],
