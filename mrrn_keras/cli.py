@@ -109,10 +109,17 @@ def _info(args) -> int:
         f"location:    {info.location}",
     ]
     if info.handle is not None:
-        lines.append(f"hub:         {info.handle} " + (
-            "(a commit: fixed)" if info.handle.is_pinned else
-            "(a branch or tag: it can move; pin a commit, hf://owner/repo@<40-hex commit>)"
-        ))
+        handle = info.handle
+        if handle.is_pinned:
+            note = "(a commit: fixed)"
+        elif info.commit:
+            note = (
+                f"(a branch or tag, now at commit {info.commit}; it can move: pin it as "
+                f"hf://{handle.owner}/{handle.repo}@{info.commit})"
+            )
+        else:
+            note = "(a branch or tag: it can move; pin a commit, hf://owner/repo@<40-hex commit>)"
+        lines.append(f"hub:         {handle} {note}")
     lines += [
         f"backbone:    {info.model['backbone']} (width {info.model['backbone_width']}), "
         f"streams {', '.join(info.model['streams'])}",

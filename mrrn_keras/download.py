@@ -36,7 +36,12 @@ from the cache raises `WeightsError` naming the file, the URL and the cache
 path where it can be placed by hand. `file://` URLs are read offline too.
 
 `HF_ENDPOINT` (default `https://huggingface.co`) is the Hugging Face hub that
-`hf://owner/repo` handles resolve against (`hub_endpoint`).
+`hf://owner/repo` handles resolve against (`hub_endpoint`). `HF_TOKEN`, if set,
+is sent as `Authorization: Bearer <token>` to that endpoint alone (so private
+and gated repositories can be read): only over https or to a loopback host,
+never to another host, and never after a redirect to another scheme, host or
+port (the hub sends large files to a CDN by signed URLs that need no token).
+The token never appears in a message or a log line.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import ipaddress
 import logging
 import math
 import os
@@ -74,6 +80,8 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # `.<name>.<pid>.<random>.part`: the pid tells a killed writer's file.
 _PART = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[^.]+\.part")
 _TRUE = ("1", "true", "yes", "on")
+_TOKEN_MAX = 1024
+_TOKEN = re.compile(r"[\x21-\x7e]{1,%d}" % _TOKEN_MAX)
 # URLError/HTTPError, refused connections and timeouts are OSErrors; a truncated
 # body raises http.client.IncompleteRead; a malformed URL raises ValueError.
 _FETCH_ERRORS = (OSError, ValueError, http.client.HTTPException)
@@ -123,6 +131,99 @@ def hub_endpoint() -> str:
             f"HF_ENDPOINT must be an http(s) URL such as {HUB_ENDPOINT}. Received: HF_ENDPOINT={raw!r}"
         )
     return raw.rstrip("/")
+
+
+def hub_token() -> str | None:
+    """The hub access token from `HF_TOKEN`, or None when it is unset or empty.
+
+    Returns:
+        The token (surrounding whitespace removed), or None.
+
+    Raises:
+        WeightsError: `HF_TOKEN` is not one word of printable ASCII (the
+            message does not repeat it).
+
+    Example:
+
+    >>> import os
+    >>> (hub_token() is None) == (not os.environ.get("HF_TOKEN", "").strip())
+    True
+    """
+    raw = os.environ.get("HF_TOKEN", "").strip()
+    if not raw:
+        return None
+    if not _TOKEN.fullmatch(raw):
+        raise WeightsError(
+            f"HF_TOKEN must be one word of printable ASCII, at most {_TOKEN_MAX} characters (a "
+            "Hugging Face access token); it was not sent"
+        )
+    return raw
+
+
+def _origin(url: str) -> tuple:
+    """(scheme, host, port) of a URL, with the scheme's default port filled in."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port: an origin nothing equals
+        return (scheme, parts.netloc, None)
+    return (scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme))
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _auth_header(url: str) -> str | None:
+    """`Bearer <HF_TOKEN>` for a URL on the hub endpoint that may carry it, else None."""
+    scheme, host, _ = origin = _origin(url)
+    if not is_url(url) or scheme == "file":
+        return None
+    try:
+        hub = _origin(hub_endpoint())
+    except WeightsError:
+        return None  # a request that is not to the hub needs no valid HF_ENDPOINT
+    if origin != hub:
+        return None
+    token = hub_token()
+    if token is None:
+        return None
+    if scheme != "https" and not _is_loopback(host):
+        logger.warning(
+            "HF_TOKEN is set but not sent to %s: a token goes only over https (or to a loopback "
+            "host).", hub_endpoint(),
+        )
+        return None
+    return f"Bearer {token}"
+
+
+class _SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects; the Authorization header follows only to the same origin."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        auth = req.unredirected_hdrs.get("Authorization")
+        if new is not None and auth and _origin(newurl) == _origin(req.full_url):
+            new.add_unredirected_header("Authorization", auth)
+        return new
+
+
+def _open(url: str, *, timeout: float):
+    """`urlopen(url)`, with the hub token for the hub endpoint (see the module docstring)."""
+    request = urllib.request.Request(url)
+    auth = _auth_header(url)
+    if auth is None:
+        return urllib.request.urlopen(request, timeout=timeout)
+    # An unredirected header: urllib copies only the others onto a redirect.
+    request.add_unredirected_header("Authorization", auth)
+    opener = urllib.request.build_opener(_SameOriginAuthRedirects)
+    return opener.open(request, timeout=timeout)
 
 
 def hub_file_url(repo: str, revision: str, path: str) -> str:
@@ -411,12 +512,15 @@ def _download(url, target: pathlib.Path, *, sha256, size, max_size, progress) ->
         tmp.unlink(missing_ok=True)
 
 
-def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None) -> None:
+def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None):
     """Feeds the body of `url` to `consume` block by block, until it returns False.
 
     Every wait for bytes is limited by `download_timeout()` and the whole
     transfer by `transfer_limit(size)`, so a server that stalls or drips
     bytes cannot hold the caller.
+
+    Returns:
+        The response's headers (an `email.message.Message`).
 
     Raises:
         OSError (TimeoutError past the limit), ValueError or
@@ -424,17 +528,18 @@ def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None) -
     """
     limit = transfer_limit(size)
     deadline = time.monotonic() + limit
-    with urllib.request.urlopen(url, timeout=min(download_timeout(), limit)) as response:
+    with _open(url, timeout=min(download_timeout(), limit)) as response:
         # read1 returns what has arrived; read(n) would wait for all n bytes.
         read = getattr(response, "read1", response.read)
         while block := read(_CHUNK):
             if not consume(block):
-                return
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(
                     f"the transfer did not finish within {limit:.1f} s "
                     "(MRRN_DOWNLOAD_TIMEOUT + size / MRRN_DOWNLOAD_MIN_RATE)"
                 )
+        return response.headers
 
 
 def _stream(url, out, *, target, size, limit, progress) -> tuple[str, int]:
@@ -466,9 +571,24 @@ def _stream(url, out, *, target, size, limit, progress) -> tuple[str, int]:
     return digest.hexdigest(), received
 
 
+def _auth_hint(url: str) -> str:
+    """What to do about a refusal (401/403) from the hub endpoint; "" for other hosts."""
+    try:
+        on_hub = _origin(url) == _origin(hub_endpoint())
+        sent = _auth_header(url) is not None
+    except WeightsError:
+        return ""
+    if not on_hub:
+        return ""
+    if sent:
+        return " (HF_TOKEN was sent; that token may not read this repository)"
+    return " (a private or gated hub repository: set HF_TOKEN to an access token that can read it)"
+
+
 def _describe(err: BaseException) -> str:
     if isinstance(err, urllib.error.HTTPError):
-        return f"HTTP {err.code} {err.reason}"
+        hint = _auth_hint(err.url or "") if err.code in (401, 403) else ""
+        return f"HTTP {err.code} {err.reason}{hint}"
     if isinstance(err, urllib.error.URLError):
         return f"{err.reason}"
     return " ".join(str(err).split()) or type(err).__name__
@@ -480,6 +600,7 @@ def fetch_text(
     parse: Callable[[str], object] | None = None,
     reuse_cached: bool = False,
     missing_ok: bool = False,
+    headers: dict | None = None,
 ):
     """Reads a small text file (an entry's config.json or card.md) from a URL.
 
@@ -500,6 +621,9 @@ def fetch_text(
             commit). Defaults to False.
         missing_ok: bool. Return None when the server answers 404 (an
             optional file such as a remote card.md). Defaults to False.
+        headers: dict or None. When the URL is requested (not read from the
+            cache), filled with the response's headers, names in lower case
+            (e.g. the hub's `x-repo-commit`). Defaults to None.
 
     Returns:
         `parse(text)`, or the text when `parse` is None; None for a missing
@@ -527,7 +651,7 @@ def fetch_text(
             f"MRRN_OFFLINE is set and {url} was never fetched, so it is not in the cache. "
             f"To install it by hand, save it as {cached}."
         )
-    text = _read_text(url, missing_ok=missing_ok)
+    text = _read_text(url, missing_ok=missing_ok, headers=headers)
     if text is None:
         return None
     result = parse(text)
@@ -536,7 +660,7 @@ def fetch_text(
     return result
 
 
-def _read_text(url: str, *, missing_ok: bool) -> str | None:
+def _read_text(url: str, *, missing_ok: bool, headers: dict | None = None) -> str | None:
     body = bytearray()
 
     def consume(block: bytes) -> bool:
@@ -544,7 +668,7 @@ def _read_text(url: str, *, missing_ok: bool) -> str | None:
         return len(body) <= MAX_TEXT_BYTES
 
     try:
-        _read_url(url, consume, size=None)
+        received = _read_url(url, consume, size=None)
     except _FETCH_ERRORS as err:
         if missing_ok and isinstance(err, urllib.error.HTTPError) and err.code == 404:
             return None
@@ -555,9 +679,12 @@ def _read_text(url: str, *, missing_ok: bool) -> str | None:
             "may be (they are kilobytes); it was not read further"
         )
     try:
-        return body.decode("utf-8")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as err:
         raise WeightsError(f"{url} is not UTF-8 text ({err})") from err
+    if headers is not None and received is not None:
+        headers.update((name.lower(), value) for name, value in received.items())
+    return text
 
 
 def _keep_text(cached: pathlib.Path, text: str) -> None:

@@ -10,12 +10,15 @@ ending with a letter or digit, no `--` or `..`, at most 96 characters), and
 refused like the plain one. The entry's files are then read over plain
 HTTPS from `{hub_endpoint()}/{owner}/{repo}/resolve/{revision}/{file}`
 (`HF_ENDPOINT`, default `https://huggingface.co`), through the verified
-cache of `mrrn_keras.download`; only public repositories can be read (no
-token is sent).
+cache of `mrrn_keras.download`; `HF_TOKEN`, where set, is sent to the
+endpoint alone, so private and gated repositories can be read too.
 
 A branch or tag can move; a commit cannot. Only a 40-hex commit makes a
 handle name one fixed entry, which is why its cached config.json is reused
-without asking the hub again (`HubHandle.is_pinned`).
+without asking the hub again (`HubHandle.is_pinned`). For a branch or tag,
+the commit the hub resolved it to (its `X-Repo-Commit` header) is kept
+(`VariantInfo.commit`, shown by `mrrn info`) and the card and weights are read
+from that commit, so one load never mixes two commits' files.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ class HubHandle:
     @property
     def is_pinned(self) -> bool:
         """Whether the revision is a 40-hex commit, so the handle names fixed files."""
-        return _COMMIT.fullmatch(self.revision) is not None
+        return is_commit(self.revision)
 
     def base_url(self) -> str:
         """The URL the entry's files are under: `{endpoint}/{owner}/{repo}/resolve/{revision}`.
@@ -66,6 +69,17 @@ class HubHandle:
 
     def __str__(self) -> str:
         return f"{HUB_PREFIX}{self.owner}/{self.repo}@{self.revision}"
+
+
+def is_commit(value) -> bool:
+    """Whether `value` is a 40-hex (lower-case) commit id.
+
+    Example:
+
+    >>> is_commit("0" * 40), is_commit("main")
+    (True, False)
+    """
+    return isinstance(value, str) and _COMMIT.fullmatch(value) is not None
 
 
 def is_hub_handle(value) -> bool:

@@ -60,7 +60,7 @@ from mrrn_keras.data.sampling import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name, replace_folder
-from mrrn_keras.hub import HubHandle, is_hub_handle, parse_handle
+from mrrn_keras.hub import HubHandle, is_commit, is_hub_handle, parse_handle
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -154,6 +154,13 @@ class VariantInfo:
         handle: `mrrn_keras.hub.HubHandle` or None. For a hub entry, the
             handle it was read through, revision included (`str(handle)`
             is `hf://owner/repo@main`); None otherwise.
+        commit: str or None. For a hub entry, the 40-hex commit its files
+            are read from: the handle's own for a pinned handle, else the
+            one the hub said the branch or tag pointed to when config.json
+            was fetched (its `X-Repo-Commit` header; card and weights are
+            then read from that commit, so all three come from one
+            commit). None when unknown (read offline from the cache, or a
+            hub that sends no such header) and for other entries.
     """
 
     name: str
@@ -169,6 +176,7 @@ class VariantInfo:
     weights: WeightsInfo | None
     location: str
     handle: HubHandle | None = None
+    commit: str | None = None
 
     @property
     def num_classes(self) -> int:
@@ -209,8 +217,8 @@ class VariantInfo:
         """
         if self.is_remote:
             url = f"{self.location}/{CARD_FILE}"
-            pinned = self.handle is not None and self.handle.is_pinned
-            text = fetch_text(url, reuse_cached=pinned, missing_ok=True)
+            # At a known commit the card cannot change.
+            text = fetch_text(url, reuse_cached=self.commit is not None, missing_ok=True)
             if text is None:
                 raise ZooError(f"{url}: the entry has no model card ({CARD_FILE})")
             return text
@@ -517,7 +525,19 @@ def _read_remote(url: str, *, hub: HubHandle | None = None) -> VariantInfo:
         return info
 
     # Checked before the text is cached; a hub commit's files never change.
-    return fetch_text(source, parse=parse, reuse_cached=hub is not None and hub.is_pinned)
+    headers = {}
+    info = fetch_text(
+        source, parse=parse, reuse_cached=hub is not None and hub.is_pinned, headers=headers
+    )
+    if hub is None:
+        return info
+    if hub.is_pinned:
+        return dataclasses.replace(info, commit=hub.revision)
+    commit = headers.get("x-repo-commit", "").strip().lower()
+    if not is_commit(commit):
+        return info  # offline from the cache, or a hub that does not say
+    pinned = dataclasses.replace(hub, revision=commit)
+    return dataclasses.replace(info, commit=commit, location=pinned.base_url())
 
 
 def _last_segment(url: str) -> str:
@@ -859,9 +879,14 @@ def load_mrrn(
         if info.handle.is_pinned:
             logger.debug("Loading %s, a fixed commit.", info.handle)
         else:
+            pin = (
+                f"hf://{info.handle.owner}/{info.handle.repo}@{info.commit}" if info.commit
+                else "hf://owner/repo@<40-hex commit>"
+            )
             logger.info(
-                "Loading %s: a branch or tag can move; pin a commit (hf://owner/repo@<40-hex "
-                "commit>) to load the same model every time.", info.handle,
+                "Loading %s%s: a branch or tag can move; pin a commit (%s) to load the same "
+                "model every time.", info.handle,
+                f" (now at commit {info.commit})" if info.commit else "", pin,
             )
     unknown = sorted(set(overrides) - set(MODEL_ARGUMENTS) - {"name"})
     if unknown:

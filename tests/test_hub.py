@@ -281,3 +281,133 @@ def test_finetune_names_its_entry_after_the_hub_repository():
     assert _variant_stem("http://host/zoo/mrrn_tiny.motion") == "mrrn_tiny.motion"
     with pytest.raises(ZooError, match="Bad hub handle"):
         _variant_stem("hf://../x")
+
+
+# === A moving revision resolved to one commit; private repositories (HF_TOKEN) ===
+
+
+def _serve(body: bytes, *, headers=(), seen=None):
+    """A response writer for the test server: `body` with `headers`; appends the request's
+    Authorization header (or None) to `seen`."""
+
+    def respond(handler):
+        if seen is not None:
+            seen.append(handler.headers.get("Authorization"))
+        handler.send_response(200)
+        for name, value in headers:
+            handler.send_header(name, value)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return respond
+
+
+def _private(body: bytes, token: str, seen: list):
+    """Like `_serve`, but 401 unless the request carries `Bearer <token>`."""
+    serve = _serve(body, seen=seen)
+
+    def respond(handler):
+        if handler.headers.get("Authorization") != f"Bearer {token}":
+            seen.append(handler.headers.get("Authorization"))
+            handler.send_error(401, "Unauthorized")
+            return
+        serve(handler)
+
+    return respond
+
+
+def test_branch_is_read_at_the_commit_the_hub_resolved_it_to(home, hub, tiny, capsys):
+    folder, model, _ = tiny
+    base = publish(hub, folder, revision=COMMIT)
+    # `main` answers config.json with the commit it points to; its weights and card are
+    # not served at `main` at all, so a load must read them at that commit.
+    hub.files[f"/{REPO}/resolve/main/config.json"] = _serve(
+        (folder / "config.json").read_bytes(), headers=[("X-Repo-Commit", COMMIT.upper())]
+    )
+    handle = f"hf://{REPO}"
+    info = variant_info(handle)
+    assert info.commit == COMMIT and not info.handle.is_pinned
+    assert info.location == f"{hub.url}{base}"
+    np.testing.assert_allclose(
+        load_mrrn(handle).predict(_frames(), verbose=0), model.predict(_frames(), verbose=0),
+        atol=1e-6,
+    )
+    assert hub.counts[f"{base}/model.weights.h5"] == 1
+    assert cli.main(["info", handle]) == 0
+    out = capsys.readouterr().out
+    assert f"hf://{REPO}@main (a branch or tag, now at commit {COMMIT}; it can move: pin it as " \
+           f"hf://{REPO}@{COMMIT})" in out
+    assert "tiny test entry" in out  # the card, read at the commit
+    # A pinned handle's commit is its own; a header that is not a commit is ignored.
+    assert variant_info(f"hf://{REPO}@{COMMIT}").commit == COMMIT
+    hub.files[f"/{REPO}/resolve/main/config.json"] = _serve(
+        (folder / "config.json").read_bytes(), headers=[("X-Repo-Commit", "../../x")]
+    )
+    info = variant_info(handle)
+    assert info.commit is None and info.location.endswith("/resolve/main")
+
+
+def test_private_repository_needs_hf_token_and_the_token_stays_on_the_hub(
+    home, hub, tiny, monkeypatch, capsys
+):
+    folder, model, data = tiny
+    token = "hf_test_0123456789abcdef"
+    base = f"/{REPO}/resolve/{COMMIT}"
+    seen = {"config": [], "card": [], "weights": [], "cdn": []}
+    hub.files[f"{base}/config.json"] = _private((folder / "config.json").read_bytes(), token,
+                                                seen["config"])
+    hub.files[f"{base}/card.md"] = _private((folder / "card.md").read_bytes(), token, seen["card"])
+    # Weights go to "the CDN": the same server under another origin (localhost, not
+    # 127.0.0.1), which must not receive the token.
+    cdn = hub.url.replace("127.0.0.1", "localhost") + "/cdn/blob"
+    hub.files[f"{base}/model.weights.h5"] = lambda h: (
+        seen["weights"].append(h.headers.get("Authorization")),
+        h.send_response(302), h.send_header("Location", cdn), h.end_headers(),
+    )
+    hub.files["/cdn/blob"] = _serve(data, seen=seen["cdn"])
+    handle = f"hf://{REPO}@{COMMIT}"
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    assert cli.main(["info", handle]) == 1
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if line.startswith("mrrn ")]
+    assert "HTTP 401" in line and "set HF_TOKEN" in line and "Traceback" not in err
+
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong_token")
+    with pytest.raises(WeightsError, match="HF_TOKEN was sent; that token may not read") as err:
+        variant_info(handle)
+    assert "hf_wrong_token" not in str(err.value)
+
+    monkeypatch.setenv("HF_TOKEN", f"  {token}\n")
+    np.testing.assert_allclose(
+        load_mrrn(handle).predict(_frames(), verbose=0), model.predict(_frames(), verbose=0),
+        atol=1e-6,
+    )
+    bearer = f"Bearer {token}"
+    assert seen["config"][-1] == bearer and seen["weights"] == [bearer]
+    assert seen["cdn"] == [None]  # the redirect to another origin dropped the token
+
+
+def test_hf_token_is_never_sent_elsewhere_or_in_the_clear(home, hub, monkeypatch, caplog):
+    from mrrn_keras import download
+
+    monkeypatch.setenv("HF_TOKEN", "hf_abc")
+    assert download._auth_header(f"{hub.url}/{REPO}/resolve/main/config.json") == "Bearer hf_abc"
+    # Another port, another host, another scheme: not the endpoint.
+    other_port = hub.url.rsplit(":", 1)[0] + ":1"
+    for url in (f"{other_port}/x", "https://example.com/x", hub.url.replace("http:", "https:"),
+                "file:///etc/passwd"):
+        assert download._auth_header(url) is None, url
+    # Plain http to a host that is not loopback: not sent, and said so (without the token).
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example")
+    with caplog.at_level("WARNING", logger="mrrn_keras.download"):
+        assert download._auth_header("http://hub.example/a/b/resolve/main/config.json") is None
+    assert "not sent" in caplog.text and "hf_abc" not in caplog.text
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.example")
+    assert download._auth_header("https://hub.example/a/b") == "Bearer hf_abc"
+    # A token that could inject a header is refused, without echoing it.
+    monkeypatch.setenv("HF_TOKEN", "hf_abc\r\nX-Evil: 1")
+    with pytest.raises(WeightsError, match="HF_TOKEN must be one word") as err:
+        download._auth_header("https://hub.example/a/b")
+    assert "Evil" not in str(err.value) and "\n" not in str(err.value)
