@@ -60,6 +60,7 @@ from mrrn_keras.training import (
     output_keys,
     plot_confusion_matrix,
     plot_history,
+    read_training_log,
 )
 from mrrn_keras.zoo import load_mrrn, save_entry, save_model_file, variant_info
 
@@ -255,23 +256,6 @@ def _multi_worker_compat(model, strategy, dataset) -> None:
         step = getattr(type(model), name).__get__(model)
         setattr(model, name, lambda data, step=step: keras.tree.map_structure(
             lambda v: tf.reshape(v, [1]), step(data)))
-
-
-def _read_log(path) -> dict:
-    """Columns of a CSVLogger file as `{name: [float]}`."""
-    import csv
-
-    if not os.path.exists(path):
-        return {}
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    columns = {}
-    for row in rows:
-        for key, value in row.items():
-            # "NA": a column a phase did not log (CSVLogger's filler).
-            if key != "epoch" and value not in ("", "NA", None):
-                columns.setdefault(key, []).append(float(value))
-    return columns
 
 
 def deploy_model(model):
@@ -485,7 +469,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         selection = {"method": "last_epoch"}
         if val_ds is not None and (out / "best.weights.h5").exists():
             model.load_weights(str(out / "best.weights.h5"))
-            log = _read_log(out / "log.csv").get(BEST_MONITOR, [])
+            log = read_training_log(out / "log.csv").get(BEST_MONITOR, [])
             selection = {
                 "method": "best_validation_top1",
                 "validation_videos": _num_videos(val_src) - len(skipped["validation"].files),
@@ -530,7 +514,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
-    plot_history(_read_log(out / "log.csv"), out / "curves.png")
+    plot_history(read_training_log(out / "log.csv"), out / "curves.png")
     input_spec = {"frames": spec.clip_len, "height": spec.size, "width": spec.size,
                   "sampling": spec.mode}
     save_model_file(deploy, out / "model.keras", input_spec=input_spec)

@@ -107,6 +107,39 @@ def seed_spread(values) -> dict:
     }
 
 
+def read_training_log(path) -> dict:
+    """The columns of a `keras.callbacks.CSVLogger` file (a run's `log.csv`).
+
+    Args:
+        path: str or path-like. The CSV file; a missing file reads as empty.
+
+    Returns:
+        `{column: [float per epoch]}` without the `epoch` column; cells a
+        phase did not log (CSVLogger's `NA`) are left out.
+
+    Example:
+
+    >>> import pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "log.csv"
+    >>> _ = path.write_text("epoch,loss,val_loss\\n0,2.0,NA\\n1,1.5,1.7\\n")
+    >>> read_training_log(path)
+    {'loss': [2.0, 1.5], 'val_loss': [1.7]}
+    """
+    import csv
+
+    if not os.path.exists(path):
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    columns = {}
+    for row in rows:
+        for key, value in row.items():
+            # "NA": a column a phase did not log (CSVLogger's filler).
+            if key != "epoch" and value not in ("", "NA", None):
+                columns.setdefault(key, []).append(float(value))
+    return columns
+
+
 def classification_metrics(scores, labels, class_names=None, *, top_k: int = 5) -> dict:
     """Top-1, top-k, per-class accuracy and confusion matrix of `(N, K)` scores.
 

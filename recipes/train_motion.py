@@ -25,7 +25,6 @@ Cost and results of the shipped run are written into the entry's card.md and
 `<out>/summary.json` by the run itself.
 """
 
-import csv
 import dataclasses
 import json
 import os
@@ -42,7 +41,7 @@ from mrrn_keras.data.synthetic import MOTION_CLASSES, make_motion_dataset  # noq
 from mrrn_keras.errors import ConfigError, MRRNError  # noqa: E402
 from mrrn_keras.finetune import finetune  # noqa: E402
 from mrrn_keras.finetune_config import FinetuneConfig  # noqa: E402
-from mrrn_keras.training import seed_spread  # noqa: E402
+from mrrn_keras.training import read_training_log, seed_spread  # noqa: E402
 from mrrn_keras.zoo import load_model_file  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -118,9 +117,8 @@ def train_one(kind: str, seed: int, fv: dict, data_dir: pathlib.Path, out: pathl
 
 def final_train_top1(run_dir: pathlib.Path) -> float:
     """Fused training top-1 of the last epoch, from the run's `log.csv`."""
-    with open(run_dir / "log.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return float(rows[-1]["probabilities_acc"]) if rows else 0.0
+    column = read_training_log(run_dir / "log.csv").get("probabilities_acc", [])
+    return column[-1] if column else 0.0
 
 
 def shipped_seed(out: pathlib.Path, seeds: list[int]) -> int:
