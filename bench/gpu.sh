@@ -20,6 +20,11 @@
 # and override the preset, e.g. the CPU smoke run the tests do:
 #
 #   bash bench/gpu.sh --shapes 2x8x16 --repeats 3
+#
+# With `motion` first, it runs bench/motion_probe.py instead (a training run
+# on rendered motion clips, no TensorFlow needed), with the arguments after it:
+#
+#   bash bench/gpu.sh motion --size 128 --epochs 60 --model '{"backbone_width": 0.5}'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Set before anything imports keras: its default backend would import TensorFlow.
@@ -39,4 +44,8 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # JAX would otherwise take 75% of the GPU's memory and leave torch little.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
+if [ "${1:-}" = "motion" ]; then
+  shift
+  exec python bench/motion_probe.py "$@"
+fi
 exec python bench/sru.py --preset gpu "$@"

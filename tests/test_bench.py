@@ -34,3 +34,47 @@ def test_gpu_preset_runs_on_jax_without_tensorflow():
         assert layers[name]["forward_x_floor"] > 0
     torch_lstm = layers["torch_lstm"]
     assert "forward_ms" in torch_lstm or torch_lstm["skipped"].startswith("skipped: ")
+
+
+@pytest.mark.slow
+def test_motion_probe_runs_on_jax_without_tensorflow(tmp_path):
+    # What a GPU session runs to search sizes for the motion checkpoint; the machine
+    # has no TensorFlow, so here it is made unimportable (Keras imports it when present).
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoTensorFlow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _NoTensorFlow())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(tmp_path)
+    result = subprocess.run(
+        ["bash", "bench/gpu.sh", "motion", "--size", "32", "--epochs", "1", "--per_class", "8",
+         "--test_per_class", "2", "--symmetries", "reverse,hflip", "--tap_grid", "2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["backend"] == "jax" and report["tensorflow_imported"] is False
+    # 6 training clips per class, times 2 (time reversal) times 2 (mirror).
+    assert report["train_clips"] == 3 * 6 * 4
+    assert report["changes"] == {"symmetries": "reverse,hflip", "tap_grid": 2}
+    assert set(report["per_class"]) == {"still", "rotate_cw", "rotate_ccw"}
+    assert 0.0 <= report["test_top1"] <= 1.0
+
+
+@pytest.mark.slow
+def test_tap_motion_reports_every_tap_and_class():
+    result = subprocess.run(
+        [sys.executable, "bench/tap_motion.py", "--classes", "still,move_left", "--per_class", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    for tap in ("low", "mid", "high"):
+        assert set(report[tap]) == {"still", "move_left"}
+        # A translation moves the averaged taps more than a still clip's noise does.
+        assert report[tap]["move_left"] > report[tap]["still"] > 0
