@@ -212,7 +212,7 @@ def predict_views(model, dataset, *, progress: bool | None = None):
                            total=total if total and total > 0 else None)
     for frames, y, video_ids in batches:
         # NumPy in: the batches come from tf.data under every Keras backend.
-        out = model.predict_on_batch(np.asarray(frames))
+        out = _predict_batch(model, np.asarray(frames))
         out = out if isinstance(out, dict) else {FUSED_OUTPUT: out}
         for key, value in out.items():
             scores.setdefault(key, []).append(np.asarray(value, np.float32))
@@ -226,6 +226,16 @@ def predict_views(model, dataset, *, progress: bool | None = None):
         np.concatenate(labels),
         np.concatenate(ids),
     )
+
+
+def _predict_batch(model, frames: np.ndarray):
+    """The model's outputs for one batch, one row per clip, under any distribution strategy."""
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        # Under tf.distribute, Keras 3.15's predict_on_batch hands every replica the whole
+        # batch and returns its rows once per replica; predict splits the batch instead.
+        return model.predict(frames, batch_size=len(frames), verbose=0)
+    return model.predict_on_batch(frames)
 
 
 def evaluate_videos(model, dataset, class_names=None, *, top_k: int = 5,

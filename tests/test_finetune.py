@@ -189,7 +189,9 @@ def run_job(cmd, env=None, timeout=600):
 @pytest.mark.slow
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     metrics, result = run_job(job_command(job_fields(tmp_path, strategy="mirrored"), 2))
-    assert metrics["videos"] == 2
+    # One row per clip: predict_on_batch under two replicas returned each row twice.
+    assert metrics["videos"] == 2 and metrics["views"] == 1.0
+    assert_top1_matches_confusion(metrics)
     assert (tmp_path / "run" / "entry").is_dir()
 
 
