@@ -327,13 +327,41 @@ mean class accuracy {pct(metrics['mean_class_accuracy'])}.
 """
 
 
+class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`BackupAndRestore` whose files are replaced whole, never rewritten in place.
+
+    Keras writes `latest.weights.h5` over the previous one, so a process
+    killed mid-write leaves a file that no restart can open ("bad object
+    header version number"). Here the weights and the metadata are written
+    to temporary names in the same folder and renamed over the old ones
+    (`os.replace`): a kill leaves the previous epoch's backup, or the new one.
+    """
+
+    def _save_model(self):
+        folder = pathlib.Path(self.backup_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tag = f".{os.getpid()}.tmp"
+        weights_tmp = folder / f"latest{tag}.weights.h5"
+        metadata_tmp = folder / f"training_metadata{tag}.json"
+        try:
+            self.model.save_weights(str(weights_tmp), overwrite=True)
+            metadata_tmp.write_text(
+                json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+            )
+            os.replace(weights_tmp, self._weights_path)
+            os.replace(metadata_tmp, self._training_metadata_path)
+        finally:
+            weights_tmp.unlink(missing_ok=True)
+            metadata_tmp.unlink(missing_ok=True)
+
+
 def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
     callbacks = [
         # First: with on_error="raise" it stops the run before progress is saved.
         SkippedVideosCallback(skipped["train"], others=[skipped["validation"]]),
         # Kept after `fit` (Keras deletes it by default): a run killed while
         # writing its outputs resumes there instead of training again.
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        _AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
         keras.callbacks.TensorBoard(str(out / "tensorboard")),
         EpochLog(epochs, steps),
@@ -447,7 +475,10 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                                          val_ds is not None, config.epochs, steps_per_epoch),
                 )
                 _set_trunks_trainable(model, True)
-                model.save_weights(str(done))
+                # Renamed into place: a kill mid-write must not leave a "done" that cannot load.
+                partial = backup_root / f".{os.getpid()}.tmp.{_WARMUP_DONE}"
+                model.save_weights(str(partial))
+                os.replace(partial, done)
         decay_steps = (config.epochs - config.warmup_epochs) * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if not config.warmup_epochs else config.learning_rate,

@@ -190,8 +190,9 @@ def run_job(cmd, env=None, timeout=600):
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path):
     metrics, result = run_job(job_command(job_fields(tmp_path, strategy="mirrored"), 2))
     # One row per clip: predict_on_batch under two replicas returned each row twice.
-    assert metrics["videos"] == 2 and metrics["views"] == 1.0
-    assert_top1_matches_confusion(metrics)
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["videos"] == written["videos"] == 2 and written["views"] == 1.0
+    assert_top1_matches_confusion(written)
     assert (tmp_path / "run" / "entry").is_dir()
 
 
@@ -362,3 +363,40 @@ def test_deterministic_runs_repeat_and_restore_the_switch(tmp_path):
     first, again = run("first", 3), run("again", 3)
     assert not tf_config.is_op_determinism_enabled()  # put back after each run
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
+
+
+def test_backup_killed_mid_write_keeps_the_previous_epoch(tmp_path, monkeypatch):
+    # Keras's BackupAndRestore rewrote latest.weights.h5 in place: a run killed while
+    # writing it could not restart ("bad object header version number").
+    from mrrn_keras.finetune import _AtomicBackupAndRestore
+
+    def build():
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    model = build()
+    backup = _AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    backup.set_model(model)
+    backup.on_epoch_end(0)
+    saved = [w.copy() for w in model.get_weights()]
+
+    def killed(*args, **kwargs):  # half a file, then the process dies
+        path = kwargs["filepath"] if "filepath" in kwargs else args[0]
+        pathlib.Path(path).write_bytes(b"\x89HDF\r\n")
+        raise KeyboardInterrupt
+
+    model.set_weights([w + 1.0 for w in saved])
+    monkeypatch.setattr(model, "save_weights", killed)
+    with pytest.raises(KeyboardInterrupt):
+        backup.on_epoch_end(1)
+    assert sorted(p.name for p in (tmp_path / "backup").iterdir()) == [
+        "latest.weights.h5", "training_metadata.json"]
+
+    restarted = build()
+    restore = _AtomicBackupAndRestore(str(tmp_path / "backup"), delete_checkpoint=False)
+    restore.set_model(restarted)
+    restore.on_train_begin()
+    assert restarted._initial_epoch == 1
+    for got, want in zip(restarted.get_weights(), saved):
+        np.testing.assert_array_equal(got, want)
