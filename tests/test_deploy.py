@@ -79,7 +79,10 @@ def test_quantized_litert_stays_on_builtin_ops(tmp_path, quantization):
     assert custom_ops(path.read_bytes()) == set()
     assert path.stat().st_size < float_path.stat().st_size
     probabilities = run_litert(path, video)
-    np.testing.assert_allclose(probabilities.sum(), 1.0, atol=1e-3)
+    # int8: the softmax output is dequantized from 8 bits in steps of 1/256 (TFLite's fixed
+    # softmax output scale), so each of the 3 probabilities may be half a step off.
+    tolerance = probabilities.size * 0.5 / 256 if quantization == "int8" else 1e-3
+    np.testing.assert_allclose(probabilities.sum(), 1.0, atol=tolerance)
     assert json.loads((path.parent / "deploy.json").read_text())["quantization"] == quantization
 
 
