@@ -115,7 +115,7 @@ def _info(args) -> int:
         elif info.commit:
             note = (
                 f"(a branch or tag, now at commit {info.commit}; it can move: pin it as "
-                f"hf://{handle.owner}/{handle.repo}@{info.commit})"
+                f"{handle.at(info.commit)})"
             )
         else:
             note = "(a branch or tag: it can move; pin a commit, hf://owner/repo@<40-hex commit>)"

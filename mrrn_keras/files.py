@@ -18,6 +18,7 @@ import logging
 import os
 import pathlib
 import re
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,38 @@ def process_is_gone(pid) -> bool:
     except OverflowError:
         return True
     return False
+
+
+def write_whole(path: str | os.PathLike, write: Callable[[pathlib.Path], object]) -> pathlib.Path:
+    """Writes a file through a temporary name beside it, renamed over it once complete.
+
+    `write(tmp)` writes the file at `tmp` (`.<pid>.tmp.<name>`: same folder,
+    same suffix, so `model.save_weights` and `model.save` accept it); only
+    then is it renamed over `path` (`os.replace`). An error or a kill while
+    writing leaves `path` as it was, never half-written.
+
+    Args:
+        path: the file to write.
+        write: callable taking the temporary path.
+
+    Returns:
+        `path` as a `pathlib.Path`.
+
+    Example:
+
+    >>> import tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> write_whole(target, lambda tmp: tmp.write_text("done")).read_text()
+    'done'
+    """
+    path = pathlib.Path(path)
+    tmp = path.with_name(f".{os.getpid()}.tmp.{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def replace_folder(new: pathlib.Path, target: pathlib.Path, *, overwrite: bool) -> None:

@@ -49,6 +49,7 @@ from mrrn_keras.data.datasets import read_dataset, split_by_group, video_groups
 from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
 from mrrn_keras.distribute import is_chief, make_strategy, task_name
 from mrrn_keras.errors import ConfigError, RunFolderError
+from mrrn_keras.files import write_whole
 from mrrn_keras.finetune_config import FinetuneConfig
 from mrrn_keras.hub import is_hub_handle, parse_handle
 from mrrn_keras.model import MRRNBackbone
@@ -338,21 +339,20 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def _save_model(self):
-        folder = pathlib.Path(self.backup_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        tag = f".{os.getpid()}.tmp"
-        weights_tmp = folder / f"latest{tag}.weights.h5"
-        metadata_tmp = folder / f"training_metadata{tag}.json"
-        try:
-            self.model.save_weights(str(weights_tmp), overwrite=True)
-            metadata_tmp.write_text(
+        pathlib.Path(self.backup_dir).mkdir(parents=True, exist_ok=True)
+
+        def save_weights(tmp: pathlib.Path) -> None:
+            self.model.save_weights(str(tmp))
+
+        def write_metadata(tmp: pathlib.Path) -> None:
+            tmp.write_text(
                 json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
             )
-            os.replace(weights_tmp, self._weights_path)
-            os.replace(metadata_tmp, self._training_metadata_path)
-        finally:
-            weights_tmp.unlink(missing_ok=True)
-            metadata_tmp.unlink(missing_ok=True)
+            # The weights go into place between the metadata's write and its rename, so
+            # the two files disagree only for the instant between two renames.
+            write_whole(self._weights_path, save_weights)
+
+        write_whole(self._training_metadata_path, write_metadata)
 
 
 def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
@@ -476,9 +476,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                 )
                 _set_trunks_trainable(model, True)
                 # Renamed into place: a kill mid-write must not leave a "done" that cannot load.
-                partial = backup_root / f".{os.getpid()}.tmp.{_WARMUP_DONE}"
-                model.save_weights(str(partial))
-                os.replace(partial, done)
+                write_whole(done, lambda tmp: model.save_weights(str(tmp)))
         decay_steps = (config.epochs - config.warmup_epochs) * steps_per_epoch
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0 if not config.warmup_epochs else config.learning_rate,

@@ -59,6 +59,10 @@ class HubHandle:
         """Whether the revision is a 40-hex commit, so the handle names fixed files."""
         return is_commit(self.revision)
 
+    def at(self, revision: str) -> "HubHandle":
+        """The same repository at another revision (e.g. the commit a branch resolved to)."""
+        return dataclasses.replace(self, revision=revision)
+
     def base_url(self) -> str:
         """The URL the entry's files are under: `{endpoint}/{owner}/{repo}/resolve/{revision}`.
 

@@ -59,7 +59,7 @@ from typing import TYPE_CHECKING
 from mrrn_keras.data.sampling import SAMPLING_MODES
 from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError, ZooError
-from mrrn_keras.files import is_safe_name, replace_folder
+from mrrn_keras.files import is_safe_name, replace_folder, write_whole
 from mrrn_keras.hub import HubHandle, is_commit, is_hub_handle, parse_handle
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
@@ -536,8 +536,7 @@ def _read_remote(url: str, *, hub: HubHandle | None = None) -> VariantInfo:
     commit = headers.get("x-repo-commit", "").strip().lower()
     if not is_commit(commit):
         return info  # offline from the cache, or a hub that does not say
-    pinned = dataclasses.replace(hub, revision=commit)
-    return dataclasses.replace(info, commit=commit, location=pinned.base_url())
+    return dataclasses.replace(info, commit=commit, location=hub.at(commit).base_url())
 
 
 def _last_segment(url: str) -> str:
@@ -719,16 +718,13 @@ def save_model_file(model, path: str | os.PathLike, *, input_spec: Mapping) -> p
     Returns:
         The path written.
     """
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
+
+    def write(tmp: pathlib.Path) -> None:
         model.save(str(tmp))
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(MODEL_FILE_INPUT, json.dumps(dict(input_spec)))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_whole(path, write)
 
 
 def model_file_input(path: str | os.PathLike) -> dict | None:
@@ -879,10 +875,7 @@ def load_mrrn(
         if info.handle.is_pinned:
             logger.debug("Loading %s, a fixed commit.", info.handle)
         else:
-            pin = (
-                f"hf://{info.handle.owner}/{info.handle.repo}@{info.commit}" if info.commit
-                else "hf://owner/repo@<40-hex commit>"
-            )
+            pin = str(info.handle.at(info.commit)) if info.commit else "hf://owner/repo@<40-hex commit>"
             logger.info(
                 "Loading %s%s: a branch or tag can move; pin a commit (%s) to load the same "
                 "model every time.", info.handle,
