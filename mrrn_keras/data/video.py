@@ -74,6 +74,10 @@ class VideoInfo:
         width: int. Frame width in pixels.
         height: int. Frame height in pixels.
         duration_s: float. Duration in seconds; 0.0 when unknown.
+        rotation: int. Degrees (0, 90, 180 or 270, clockwise) the stored
+            frames are turned by before they are returned, from the file's
+            display matrix or rotate tag, so that a phone video is upright.
+            `width` and `height` are those of the frames as returned.
     """
 
     path: str
@@ -82,6 +86,7 @@ class VideoInfo:
     width: int
     height: int
     duration_s: float
+    rotation: int = 0
 
 
 def _check_file(path: PathLike) -> str:
@@ -371,6 +376,121 @@ def iter_frame_chunks(
         container.close()
     if chunk:
         yield np.stack(chunk)
+
+
+def frame_timestamps(path: PathLike) -> np.ndarray:
+    """Presentation times of every frame of a video, in seconds, in order.
+
+    Frame `i` of `read_frames`, `iter_frames` and `sample_indices` is the
+    frame shown at `frame_timestamps(path)[i]`. Times come from the stream's
+    timestamps, so variable-frame-rate files get their real times; the first
+    frame is at 0.0 (the stream's start offset removed).
+
+    Args:
+        path: str or path-like. The video file.
+
+    Returns:
+        float64 array `(num_frames,)`, non-decreasing, starting at 0.0.
+
+    Raises:
+        VideoError: the file cannot be read or decodes no frame.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "v.avi"
+    >>> write_video(path, np.zeros((4, 32, 32, 3), np.uint8), fps=4)
+    >>> frame_timestamps(path).tolist()
+    [0.0, 0.25, 0.5, 0.75]
+    """
+    return np.asarray([t for t, _ in _timed_frames(path, size=None, convert=False)], np.float64)
+
+
+def _timed_frames(path, *, size, convert, start_s=0.0, end_s=None, every=1):
+    """Yields (seconds since the first frame, frame) front to back; the frame is an
+    RGB array when `convert`, else None."""
+    hw = _parse_size(size)
+    kwargs = {"format": "rgb24"}
+    if hw is not None:
+        kwargs.update(height=hw[0], width=hw[1])
+    container, stream = _open_video(path)
+    name = os.fspath(path)
+    time_base = float(stream.time_base) if stream.time_base else 0.0
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    origin = None
+    kept = 0
+    try:
+        for index, frame in enumerate(_decode(name, container, stream)):
+            if frame.pts is not None and time_base:
+                seconds = frame.pts * time_base
+            else:
+                seconds = index / fps if fps else float(index)
+            origin = seconds if origin is None else origin
+            seconds -= origin
+            if seconds < start_s:
+                continue
+            if end_s is not None and seconds >= end_s:
+                break
+            if kept % every == 0:
+                yield seconds, (frame.to_ndarray(**kwargs) if convert else None)
+            kept += 1
+        if origin is None:
+            raise VideoError(name, "video stream has no decodable frames")
+    finally:
+        container.close()
+
+
+def iter_frames(
+    path: PathLike,
+    *,
+    size: int | tuple[int, int] | None = None,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    every: int = 1,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Decodes a video front to back, yielding `(time in seconds, frame)`.
+
+    Times are those of `frame_timestamps`. Memory stays at one frame; this
+    is what timelines over long videos and annotated output read.
+
+    Args:
+        path: str or path-like. The video file.
+        size: None, int or `(height, width)`; see `read_frames`.
+        start_s: float >= 0. Frames shown before this time are skipped.
+        end_s: float or None. Stop before the first frame at or after it.
+        every: int >= 1. Keep every `every`-th frame from `start_s` on.
+
+    Yields:
+        `(seconds, uint8 array (H, W, 3))`, RGB.
+
+    Raises:
+        VideoError: the file cannot be read or decodes no frame.
+        ValueError: an invalid `size`, `start_s`, `end_s` or `every`.
+
+    Example:
+
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "v.avi"
+    >>> write_video(path, np.zeros((6, 32, 32, 3), np.uint8), fps=2)
+    >>> [t for t, frame in iter_frames(path, start_s=1.0, every=2)]
+    [1.0, 2.0]
+    """
+    every = check_int("every", every)
+    ok = isinstance(start_s, (int, float)) and not isinstance(start_s, bool)
+    if not ok or not math.isfinite(start_s) or start_s < 0:
+        raise ValueError(f"`start_s` must be a finite number >= 0. Received: start_s={start_s!r}")
+    if end_s is not None and (
+        isinstance(end_s, bool) or not isinstance(end_s, (int, float)) or not end_s > start_s
+    ):
+        raise ValueError(
+            f"`end_s` must be None or a number > start_s. Received: end_s={end_s!r}"
+        )
+    yield from _timed_frames(
+        path, size=size, convert=True, start_s=float(start_s), end_s=end_s, every=every
+    )
 
 
 def sample_indices(
