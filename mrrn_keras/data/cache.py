@@ -1,26 +1,27 @@
-"""A frame cache: a dataset decoded once into sharded TFRecords of JPEG frames.
+"""A frame cache: a dataset decoded once into sharded files of JPEG frames.
 
-Decoding videos in Python inside tf.data holds the GIL between FFmpeg calls;
-TF Model Garden and mmaction2 extract frames once for this reason.
-`prepare_cache` decodes every video of a `VideoIndex` (short side resized,
-aspect kept, optionally every n-th frame, only the `spans` of a trimmed CSV),
-JPEG-encodes the frames and writes one `tf.train.Example` per video:
+Decoding videos costs most of a raw-video input pipeline; TF Model Garden and
+mmaction2 extract frames once for this reason. `prepare_cache` decodes every
+video of a `VideoIndex` (short side resized, aspect kept, optionally every
+n-th frame, only the `spans` of a trimmed CSV), JPEG-encodes the frames and
+appends them to `<name>-SSSSS-of-NNNNN.frames` shards. Beside them:
 
-    video_id    int64   position of the video in the source index
-    label       int64
-    num_frames  int64
-    path        bytes   the source video (for reports)
-    frames      bytes   one JPEG per frame
+    index.npz   videos (V, 4) int64: video_id, label, shard, first frame
+                frames (F, 2) int64: byte offset in its shard, byte length
+    cache.json  manifest: format, version, class names, counts, settings,
+                the source path of every video, the skipped videos
 
-into `<subset>-SSSSS-of-NNNNN.tfrecord` shards beside a `cache.json`
-manifest (class names, counts, settings, skipped videos). The folder is
-written under a temporary name and renamed when complete, so a cache is
-either whole or absent. `clip_dataset` reads it and decodes only the frames
-a clip needs, in the graph (`tf.io.decode_jpeg`).
+Video `v`'s frames are rows `videos[v, 3]` to `videos[v + 1, 3]` (or `F`) of
+`frames`. A reader (`FrameCache.frames`) reads and decodes only the JPEGs a
+clip needs, with `os.pread`, so threads and worker processes share it; no
+TensorFlow is needed to write or read it. The folder is written under a
+temporary name and renamed when complete, so a cache is either whole or
+absent. Caches of format version 1 (TFRecord shards, written before the
+TensorFlow-free loader) are refused with a message saying how to rebuild.
 
 Memory: a video is decoded a few frames at a time and each frame is JPEG
-encoded as it comes, so what a video costs is its JPEGs (its record), never
-its raw frames; at most `2 * workers` videos are in flight at once.
+encoded as it comes, so what a video costs is its JPEGs, never its raw
+frames; at most `2 * workers` videos are in flight at once.
 
 Example:
 
@@ -34,6 +35,8 @@ Example:
 ...                       short_side=32)
 >>> cache.num_videos, cache.num_frames, cache.class_names
 (1, 6, ('a',))
+>>> cache.frames(0, [0, 5]).shape
+(2, 32, 48, 3)
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ import logging
 import os
 import pathlib
 import shutil
+import threading
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from mrrn_keras.data.datasets import VideoIndex
@@ -65,19 +68,15 @@ MANIFEST = "cache.json"
 # Frames decoded (as raw RGB) at a time while a video is encoded.
 DECODE_CHUNK = 16
 CACHE_FORMAT = "mrrn-frame-cache"
-CACHE_VERSION = 1
-_FEATURES = {
-    "video_id": tf.io.FixedLenFeature([], tf.int64),
-    "label": tf.io.FixedLenFeature([], tf.int64),
-    "num_frames": tf.io.FixedLenFeature([], tf.int64),
-    "path": tf.io.FixedLenFeature([], tf.string),
-    "frames": tf.io.VarLenFeature(tf.string),
-}
+CACHE_VERSION = 2
+INDEX = "index.npz"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class FrameCache:
     """A prepared frame cache (see `prepare_cache`, `open_cache`).
+
+    Picklable: worker processes reopen the shards on first read.
 
     Attributes:
         root: the cache folder.
@@ -88,6 +87,10 @@ class FrameCache:
         short_side: frames' short side in pixels.
         every: one frame in `every` was kept.
         skipped: `(path, reason)` of the videos that could not be read.
+        paths: the source video of every stored video (for reports).
+        videos: int64 `(num_videos, 4)`: video id, label, shard, first frame.
+        frame_table: int64 `(num_frames, 2)`: byte offset and length of
+            every JPEG in its shard.
     """
 
     root: str
@@ -98,41 +101,80 @@ class FrameCache:
     short_side: int
     every: int
     skipped: tuple[tuple[str, str], ...]
+    paths: tuple[str, ...] = ()
+    videos: np.ndarray = dataclasses.field(default=None, repr=False)
+    frame_table: np.ndarray = dataclasses.field(default=None, repr=False)
 
-    def records(self, *, shuffle: bool = False, seed: int | None = None) -> tf.data.Dataset:
-        """Serialised records; shards interleaved in random order when `shuffle`."""
-        files = tf.data.Dataset.from_tensor_slices([os.path.join(self.root, s) for s in self.shards])
-        if not shuffle:
-            return tf.data.TFRecordDataset(files)
-        files = files.shuffle(len(self.shards), seed=seed, reshuffle_each_iteration=True)
-        return files.interleave(
-            tf.data.TFRecordDataset, cycle_length=min(4, len(self.shards)),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=False,
+    def __eq__(self, other):
+        if not isinstance(other, FrameCache):
+            return NotImplemented
+        return (
+            self._identity() == other._identity()
+            and np.array_equal(self.videos, other.videos)
+            and np.array_equal(self.frame_table, other.frame_table)
         )
 
+    def _identity(self):
+        return (self.root, self.class_names, self.num_videos, self.num_frames, self.shards,
+                self.short_side, self.every, self.skipped, self.paths)
 
-def parse_record(record) -> dict:
-    """Parses one serialised record into `{video_id, label, num_frames, path, frames}`.
+    def __len__(self) -> int:
+        return self.num_videos
 
-    `label` and `video_id` come back as int32, `frames` as a dense string
-    vector of JPEGs.
-    """
-    e = tf.io.parse_single_example(record, _FEATURES)
-    return {
-        "video_id": tf.cast(e["video_id"], tf.int32),
-        "label": tf.cast(e["label"], tf.int32),
-        "num_frames": tf.cast(e["num_frames"], tf.int32),
-        "path": e["path"],
-        "frames": tf.sparse.to_dense(e["frames"]),
-    }
+    def video(self, position: int) -> tuple[int, int, int]:
+        """`(label, video id, frame count)` of the video stored at `position`."""
+        video_id, label, _, first = (int(v) for v in self.videos[position])
+        end = int(self.videos[position + 1, 3]) if position + 1 < self.num_videos else (
+            self.num_frames)
+        return label, video_id, end - first
+
+    def frames(self, position: int, indices) -> np.ndarray:
+        """Decodes frames `indices` of the video at `position`: uint8 `(len, H, W, 3)`.
+
+        Raises:
+            VideoError: a JPEG is damaged or a shard cannot be read.
+        """
+        _, _, shard, first = (int(v) for v in self.videos[position])
+        name = os.path.join(self.root, self.shards[shard])
+        fd = self._fd(shard)
+        out = []
+        decoded: dict[int, np.ndarray] = {}
+        for i in np.asarray(indices, np.int64).reshape(-1):
+            i = int(i)
+            if i not in decoded:
+                offset, length = (int(v) for v in self.frame_table[first + i])
+                data = os.pread(fd, length, offset)
+                try:
+                    with Image.open(io.BytesIO(data)) as image:
+                        decoded[i] = np.asarray(image.convert("RGB"))
+                except (OSError, ValueError) as err:
+                    raise VideoError(name, f"frame {i} of video {position} cannot be "
+                                           f"decoded ({err}); rebuild the cache") from err
+            out.append(decoded[i])
+        return np.stack(out)
+
+    def _fd(self, shard: int) -> int:
+        # One descriptor per shard per process (pread needs no shared offset).
+        handles = _HANDLES.setdefault((os.getpid(), self.root), {})
+        if shard not in handles:
+            with _HANDLES_LOCK:
+                if shard not in handles:
+                    handles[shard] = os.open(os.path.join(self.root, self.shards[shard]),
+                                             os.O_RDONLY)
+        return handles[shard]
+
+
+_HANDLES: dict[tuple[int, str], dict[int, int]] = {}
+_HANDLES_LOCK = threading.Lock()
 
 
 def open_cache(root: str | os.PathLike) -> FrameCache:
     """Opens a cache written by `prepare_cache`.
 
     Raises:
-        DatasetError: no readable manifest, a different format or version,
-            or a shard missing.
+        DatasetError: no readable manifest or index, a different format or
+            version (one written before version 2 must be rebuilt), a shard
+            missing or shorter than its index says.
     """
     root = pathlib.Path(root)
     manifest_path = root / MANIFEST
@@ -142,24 +184,53 @@ def open_cache(root: str | os.PathLike) -> FrameCache:
         raise DatasetError(
             f"{manifest_path}: not a frame cache manifest ({err}); create one with `mrrn prepare`"
         ) from err
-    if manifest.get("format") != CACHE_FORMAT or manifest.get("version") != CACHE_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != CACHE_FORMAT:
+        raise DatasetError(f"{manifest_path}: not a {CACHE_FORMAT!r} manifest; create one with "
+                           "`mrrn prepare`")
+    if manifest.get("version") != CACHE_VERSION:
         raise DatasetError(
-            f"{manifest_path}: expected format {CACHE_FORMAT!r} version {CACHE_VERSION}, got "
-            f"{manifest.get('format')!r} version {manifest.get('version')!r}"
+            f"{manifest_path}: frame cache version {manifest.get('version')!r}, this mrrn-keras "
+            f"reads version {CACHE_VERSION}; rebuild it with `mrrn prepare ... --overwrite`"
         )
     missing = [s for s in manifest["shards"] if not (root / s).is_file()]
     if missing:
         raise DatasetError(f"{root}: shards listed in {MANIFEST} are missing: {missing}")
+    try:
+        with np.load(root / INDEX, allow_pickle=False) as index:
+            videos, frame_table = index["videos"], index["frames"]
+    except (OSError, ValueError, KeyError) as err:
+        raise DatasetError(f"{root / INDEX}: unreadable cache index ({err}); rebuild it with "
+                           "`mrrn prepare ... --overwrite`") from err
+    num_videos, num_frames = int(manifest["num_videos"]), int(manifest["num_frames"])
+    if videos.shape != (num_videos, 4) or frame_table.shape != (num_frames, 2):
+        raise DatasetError(f"{root / INDEX}: index shapes {videos.shape}, {frame_table.shape} do "
+                           f"not match {num_videos} videos, {num_frames} frames in {MANIFEST}")
+    for shard, name in enumerate(manifest["shards"]):
+        rows = frame_table[_frame_rows(videos, shard, num_frames)]
+        end = int((rows[:, 0] + rows[:, 1]).max()) if len(rows) else 0
+        if (root / name).stat().st_size < end:
+            raise DatasetError(f"{root / name}: shorter than {INDEX} says ({end} bytes); the "
+                               "cache is damaged, rebuild it with `mrrn prepare ... --overwrite`")
     return FrameCache(
         root=str(root.resolve()),
         class_names=tuple(manifest["class_names"]),
-        num_videos=int(manifest["num_videos"]),
-        num_frames=int(manifest["num_frames"]),
+        num_videos=num_videos,
+        num_frames=num_frames,
         shards=tuple(manifest["shards"]),
         short_side=int(manifest["short_side"]),
         every=int(manifest["every"]),
         skipped=tuple((s["path"], s["reason"]) for s in manifest["skipped"]),
+        paths=tuple(manifest["paths"]),
+        videos=videos,
+        frame_table=frame_table,
     )
+
+
+def _frame_rows(videos: np.ndarray, shard: int, num_frames: int) -> np.ndarray:
+    """Indices into the frame table of every frame stored in `shard`."""
+    ends = np.append(videos[1:, 3], num_frames)
+    rows = [np.arange(f, e) for (_, _, s, f), e in zip(videos, ends) if s == shard]
+    return np.concatenate(rows) if rows else np.zeros(0, np.int64)
 
 
 def _encode_video(path, span, short_side, every, quality):
@@ -202,17 +273,6 @@ def _in_order(pool, index: VideoIndex, spans, args, depth: int):
     yield from pending
 
 
-def _example(video_id, label, path, jpegs) -> bytes:
-    feature = {
-        "video_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[video_id])),
-        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "num_frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(jpegs)])),
-        "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
-        "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=jpegs)),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
-
-
 def prepare_cache(
     index: VideoIndex,
     out_dir: str | os.PathLike,
@@ -226,7 +286,7 @@ def prepare_cache(
     progress: bool = False,
     name: str = "videos",
 ) -> FrameCache:
-    """Decodes a dataset once into a sharded TFRecord cache of JPEG frames.
+    """Decodes a dataset once into a sharded cache of JPEG frames.
 
     Args:
         index: the videos (a `VideoIndex`).
@@ -267,12 +327,13 @@ def prepare_cache(
     shutil.rmtree(scratch, ignore_errors=True)
     tmp = scratch / "cache"
     tmp.mkdir(parents=True)
-    shards = [f"{name}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+    shards = [f"{name}-{i:05d}-of-{num_shards:05d}.frames" for i in range(num_shards)]
     spans = index.spans or (None,) * len(index)
     skipped, stored, frames_total = [], 0, 0
+    videos, frame_table, paths = [], [], []
     try:
-        writers = [tf.io.TFRecordWriter(str(tmp / s)) for s in shards]
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        with contextlib.ExitStack() as files, concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            writers = [files.enter_context(open(tmp / s, "wb")) for s in shards]
             # Bounded: finished videos wait in memory only until written in order.
             jobs = _in_order(pool, index, spans, (short_side, every, quality), 2 * workers)
             bar = None
@@ -289,10 +350,13 @@ def prepare_cache(
                     logger.warning("Skipping unreadable video %s", err)
                     skipped.append({"path": err.path, "reason": err.reason})
                 else:
-                    writer = writers[stored % num_shards]
-                    writer.write(
-                        _example(video_id, index.labels[video_id], index.paths[video_id], jpegs)
-                    )
+                    shard = stored % num_shards
+                    writer = writers[shard]
+                    videos.append((video_id, index.labels[video_id], shard, frames_total))
+                    paths.append(index.paths[video_id])
+                    for jpeg in jpegs:
+                        frame_table.append((writer.tell(), len(jpeg)))
+                        writer.write(jpeg)
                     stored += 1
                     frames_total += len(jpegs)
                 if bar is not None:
@@ -300,8 +364,6 @@ def prepare_cache(
                     bar.set_postfix(skipped=len(skipped))
             if bar is not None:
                 bar.close()
-        for writer in writers:
-            writer.close()
         if not stored:
             raise DatasetError(
                 f"No video of the index could be read ({len(skipped)} skipped); first: "
@@ -318,7 +380,10 @@ def prepare_cache(
             "every": every,
             "quality": quality,
             "skipped": skipped,
+            "paths": paths,
         }
+        np.savez(tmp / INDEX, videos=np.asarray(videos, np.int64).reshape(-1, 4),
+                 frames=np.asarray(frame_table, np.int64).reshape(-1, 2))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         replace_folder(tmp, out_dir, overwrite=True)
     finally:
