@@ -15,6 +15,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from mrrn_keras import imagenet
+from mrrn_keras.architecture import mrrn_parameter_count
 from mrrn_keras.backbones import build_backbone
 from mrrn_keras.download import weights_cache_path
 from mrrn_keras.errors import WeightsError, ZooError
@@ -180,7 +181,7 @@ F32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 @pytest.mark.parametrize("content, message", [
     (b"\x01\x02", "shorter than the 8-byte header length"),
     ((10**6).to_bytes(8, "little") + b"{}", "header length 1000000 exceeds the file"),
-    ((4).to_bytes(8, "little") + b"nope", "header is not JSON"),
+    ((4).to_bytes(8, "little") + b"nope", "header: not valid JSON"),
     (_safetensors_bytes([1, 2]), "not a JSON object"),
     (_safetensors_bytes({"w": {**F32, "dtype": "Q7"}}, bytes(8)), "dtype 'Q7'"),
     (_safetensors_bytes({"w": {**F32, "shape": [3]}}, bytes(8)), "holds 8 bytes, not those of shape"),
@@ -301,7 +302,7 @@ def imagenet_entry(root, **model):
     data["name"] = "mrrn_r18.tiny"
     data["model"].update(sru_units=8, sru_layers=1, image_size=None, num_classes=3, **model)
     data["input"].update(frames=4, height=32, width=32)
-    data["params"] = 0
+    data["params"] = mrrn_parameter_count(data["model"])
     folder = root / "mrrn_r18.tiny"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(data))
