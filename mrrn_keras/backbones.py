@@ -8,7 +8,7 @@ Every backbone maps preprocessed float images `(N, H, W, 3)` to a dict
     high  end of stage 4 (conv5_x), stride 32
 
 Each family's tap layer names, channels and strides are written once, in
-`BACKBONES`. resnet18/34 (basic blocks) are built here as torchvision builds
+`mrrn_keras.architecture.BACKBONES`. resnet18/34 (basic blocks) are built here as torchvision builds
 them, with the layer naming scheme of `keras.applications`
 (`conv3_block2_out`, ...); their ImageNet weights are torchvision's,
 converted by `mrrn_keras.imagenet`. resnet50/101/152 (bottleneck blocks)
@@ -18,151 +18,32 @@ with internet access.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
 
 import keras
 
+from mrrn_keras.architecture import (
+    BACKBONES,
+    STAGE_CHANNELS,
+    STEM_CHANNELS,
+    TAP_NAMES,
+    BackboneSpec,
+    scaled_channels,
+)
 from mrrn_keras.imagenet import imagenet_weights_path, load_torchvision_resnet
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
-TAP_NAMES = ("low", "mid", "high")
-
-
-@dataclasses.dataclass(frozen=True)
-class TapSpec:
-    """Where one tap is read in a backbone.
-
-    Args:
-        layer: str. Name of the layer whose output is the tap.
-        channels: int. Channels of the tap at `width=1.0`.
-        stride: int. Downsampling of the tap relative to the input image.
-    """
-
-    layer: str
-    channels: int
-    stride: int
-
-
-@dataclasses.dataclass(frozen=True)
-class BackboneSpec:
-    """One ResNet family: how to build it and where its taps are.
-
-    Args:
-        name: str. Registry name, e.g. `"resnet34"`.
-        family: str. `"basic"` (built here from `depths`) or
-            `"keras_applications"` (the `keras.applications` class named by
-            `application`).
-        depths: tuple of 4 ints. Residual blocks per stage (conv2_x..conv5_x).
-        low: TapSpec. End of stage 2 (conv3_x).
-        mid: TapSpec. End of stage 3 (conv4_x).
-        high: TapSpec. End of stage 4 (conv5_x).
-        preprocessing: str. Key of `mrrn_keras.layers.preprocessing.PREPROCESSING`
-            the family's ImageNet weights expect: `"torch"` for resnet18/34
-            (torchvision's normalisation), `"caffe"` for the
-            `keras.applications` ResNets (BGR, mean subtracted, no scaling).
-        application: str or None. `keras.applications` class name for the
-            `"keras_applications"` family.
-        imagenet_weights: bool. Whether `weights="imagenet"` is available
-            (`keras.applications`' weights, or torchvision's through
-            `mrrn_keras.imagenet` for the `"basic"` family).
-    """
-
-    name: str
-    family: str
-    depths: tuple[int, int, int, int]
-    low: TapSpec
-    mid: TapSpec
-    high: TapSpec
-    preprocessing: str
-    application: str | None = None
-    imagenet_weights: bool = False
-
-    def tap(self, tap: str) -> TapSpec:
-        """Returns the `TapSpec` of tap `"low"`, `"mid"` or `"high"`."""
-        return getattr(self, tap)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec(
-        name="resnet18",
-        family="basic",
-        depths=(2, 2, 2, 2),
-        low=TapSpec("conv3_block2_out", 128, 8),
-        mid=TapSpec("conv4_block2_out", 256, 16),
-        high=TapSpec("conv5_block2_out", 512, 32),
-        preprocessing="torch",
-        imagenet_weights=True,
-    ),
-    "resnet34": BackboneSpec(
-        name="resnet34",
-        family="basic",
-        depths=(3, 4, 6, 3),
-        low=TapSpec("conv3_block4_out", 128, 8),
-        mid=TapSpec("conv4_block6_out", 256, 16),
-        high=TapSpec("conv5_block3_out", 512, 32),
-        preprocessing="torch",
-        imagenet_weights=True,
-    ),
-    "resnet50": BackboneSpec(
-        name="resnet50",
-        family="keras_applications",
-        depths=(3, 4, 6, 3),
-        low=TapSpec("conv3_block4_out", 512, 8),
-        mid=TapSpec("conv4_block6_out", 1024, 16),
-        high=TapSpec("conv5_block3_out", 2048, 32),
-        preprocessing="caffe",
-        application="ResNet50",
-        imagenet_weights=True,
-    ),
-    "resnet101": BackboneSpec(
-        name="resnet101",
-        family="keras_applications",
-        depths=(3, 4, 23, 3),
-        low=TapSpec("conv3_block4_out", 512, 8),
-        mid=TapSpec("conv4_block23_out", 1024, 16),
-        high=TapSpec("conv5_block3_out", 2048, 32),
-        preprocessing="caffe",
-        application="ResNet101",
-        imagenet_weights=True,
-    ),
-    "resnet152": BackboneSpec(
-        name="resnet152",
-        family="keras_applications",
-        depths=(3, 8, 36, 3),
-        low=TapSpec("conv3_block8_out", 512, 8),
-        mid=TapSpec("conv4_block36_out", 1024, 16),
-        high=TapSpec("conv5_block3_out", 2048, 32),
-        preprocessing="caffe",
-        application="ResNet152",
-        imagenet_weights=True,
-    ),
-}
-
-# Channels of the stem and of the stages conv2_x..conv5_x of a basic ResNet.
-_BASIC_STEM_CHANNELS = 64
-_BASIC_STAGE_CHANNELS = (64, 128, 256, 512)
 # torchvision's BatchNorm defaults (eps 1e-5, torch momentum 0.1 = Keras 0.9)
 # so converted torchvision weights give the same numbers.
 _BN_EPSILON = 1e-5
 _BN_MOMENTUM = 0.9
-_MIN_CHANNELS = 8
 
 
 def list_backbones() -> list[str]:
     """Returns the names accepted by `build_backbone`, sorted."""
     return sorted(BACKBONES)
-
-
-def scaled_channels(channels: int, width: float) -> int:
-    """Channels of a layer scaled by `width`: rounded half up, at least 8.
-
-    >>> scaled_channels(64, 0.25), scaled_channels(64, 0.1), scaled_channels(512, 1.0)
-    (16, 8, 512)
-    """
-    return max(_MIN_CHANNELS, int(math.floor(channels * width + 0.5)))
 
 
 def tap_channels(name: str, width: float = 1.0) -> dict[str, int]:
@@ -335,14 +216,14 @@ def _build_basic(spec, width, weights, input_shape, deepest) -> keras.Model:
         deepest = len(TAP_NAMES) - 1
     torch_names: dict[str, str] = {}
     inputs = keras.Input(shape=input_shape)
-    x = _conv_bn(inputs, scaled_channels(_BASIC_STEM_CHANNELS, width), 7, 2, "conv1",
+    x = _conv_bn(inputs, scaled_channels(STEM_CHANNELS, width), 7, 2, "conv1",
                  torch=("conv1", "bn1"), torch_names=torch_names)
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
     # conv2_x keeps stride 4; conv3_x..conv5_x (low, mid, high) halve it.
     num_stages = 2 + deepest
     for stage in range(num_stages):
-        filters = scaled_channels(_BASIC_STAGE_CHANNELS[stage], width)
+        filters = scaled_channels(STAGE_CHANNELS[stage], width)
         for block in range(spec.depths[stage]):
             stride = 2 if stage > 0 and block == 0 else 1
             x = _basic_block(x, filters, stride, f"conv{stage + 2}_block{block + 1}",

@@ -36,6 +36,7 @@ from collections.abc import Callable  # noqa: E402
 
 from mrrn_keras import __version__, cli_training  # noqa: E402
 from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
+from mrrn_keras.text import printable  # noqa: E402
 
 DEFAULT_VARIANT = "mrrn_tiny.motion"  # mrrn_keras.predict.DEFAULT_VARIANT (that module loads Keras)
 
@@ -75,7 +76,7 @@ def _list(args) -> int:
                      info.weights_source))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print(printable("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()))
     if not names:
         print(f"no variant matches {args.pattern!r}", file=sys.stderr)
         return 1
@@ -133,12 +134,13 @@ def _info(args) -> int:
     lines += [
         f"metric:      {m['name']} {m['subset']} ({m['split']}) = {m['value']}" for m in info.metrics
     ]
-    print("\n".join(lines))
+    # Every line holds text from the entry: control characters are shown, not sent.
+    print("\n".join(printable(line) for line in lines))
     print()
     try:
-        print(info.read_card().rstrip())
+        print(printable(info.read_card().rstrip(), multiline=True))
     except ZooError as err:  # a card is optional
-        print(f"(no model card: {err})")
+        print(printable(f"(no model card: {err})"))
     return 0
 
 
@@ -210,12 +212,13 @@ def _predict(args) -> int:
     for i, result in enumerate(results):
         if isinstance(result, VideoFailure):
             failed = True
-            print(f"mrrn predict: {result.path}: {result.reason}", file=sys.stderr, flush=True)
+            print(printable(f"mrrn predict: {result.path}: {result.reason}"), file=sys.stderr,
+                  flush=True)
         if args.json:
             print(("" if i == 0 else ",") + json.dumps(_json_item(result)), flush=True)
         elif isinstance(result, Prediction):
             lines = [result.path] + [f"  {p:7.2%}  {label}" for label, p in result.top_k]
-            print("\n".join(lines), flush=True)
+            print("\n".join(printable(line) for line in lines), flush=True)
     if args.json:
         print("]}", flush=True)
     return 1 if failed else 0
@@ -253,10 +256,10 @@ def _predict_timeline(args) -> int:
                     print(json.dumps({"source": source, **row}), flush=True)
                 else:
                     best = "  ".join(f"{label} {p:6.1%}" for label, p in row["top_k"])
-                    print(f"{source}  frames {row['frames']:5d}  {best}", flush=True)
+                    print(printable(f"{source}  frames {row['frames']:5d}  {best}"), flush=True)
         except (VideoError, ValueError) as err:
             failed = True
-            print(f"mrrn predict: {source}: {err}", file=sys.stderr, flush=True)
+            print(printable(f"mrrn predict: {source}: {err}"), file=sys.stderr, flush=True)
     return 1 if failed else 0
 
 
@@ -326,9 +329,9 @@ def _export(args) -> int:
             top_k=args.top_k, jit_compile=args.xla, **extra,
         )
     except (FileExistsError, ValueError) as err:
-        print(f"mrrn export: {err}", file=sys.stderr)
+        print(printable(f"mrrn export: {err}"), file=sys.stderr)
         return 1
-    print(path)
+    print(printable(path))
     return 0
 
 
@@ -342,9 +345,9 @@ def _export_deploy(args) -> int:
             overwrite=args.overwrite,
         )
     except (FileExistsError, ValueError) as err:
-        print(f"mrrn export: {err}", file=sys.stderr)
+        print(printable(f"mrrn export: {err}"), file=sys.stderr)
         return 1
-    print(path)
+    print(printable(path))
     return 0
 
 
@@ -392,7 +395,7 @@ class _StderrHandler(logging.Handler):
             message = self.format(record)
             if record.levelno >= logging.WARNING:
                 message = f"{record.levelname.lower()}: {message}"
-            sys.stderr.write(message + "\n")
+            sys.stderr.write(printable(message, multiline=True) + "\n")
         except Exception:  # noqa: BLE001 -- logging's own contract: report, never raise
             self.handleError(record)
 
@@ -432,7 +435,7 @@ def main(argv=None) -> int:
     try:
         return args.run(args)
     except MRRNError as err:
-        print(f"mrrn {args.command}: {err}", file=sys.stderr)
+        print(printable(f"mrrn {args.command}: {err}"), file=sys.stderr)
         return 1
     finally:
         package.handlers, package.level, package.propagate = saved

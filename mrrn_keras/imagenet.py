@@ -11,7 +11,12 @@ fetches it through the verified cache of `mrrn_keras.download` (under
 
 A file is read here without torch and without pickle (`read_safetensors`:
 the safetensors format is an 8-byte header length, a JSON header, raw
-little-endian bytes), so any Keras backend can load it. `torchvision_to_keras`
+little-endian bytes), so any Keras backend can load it. The header is
+checked whole before any tensor is read (`mrrn_keras.text.load_json`'s
+limits, byte ranges that tile the data, sizes that fit dtype and shape);
+`load_torchvision_resnet` then checks its keys, shapes and dtypes against
+the model and reads only the tensors it needs, each by seek and read, and
+refuses NaN or infinite values. `torchvision_to_keras`
 checks every key and shape against the model it is meant for, then turns
 convolution kernels from torch's (out, in, kh, kw) into Keras'
 (kh, kw, in, out) and BatchNorm's weight/bias/running_mean/running_var into
@@ -27,7 +32,6 @@ A path set for a backbone that has a pinned sha256 must match it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import os
@@ -38,12 +42,15 @@ import numpy as np
 
 from mrrn_keras.download import fetch_file, hub_file_url, sha256_file, verify_file
 from mrrn_keras.errors import WeightsError
+from mrrn_keras.text import load_json
 
 logger = logging.getLogger(__name__)
 
 IMAGENET_CLASSES = 1000
-# The safetensors reference implementation refuses larger headers too.
-MAX_HEADER_BYTES = 100_000_000
+# torchvision's ResNet-18/34 headers are about 15 kB (the safetensors
+# reference implementation allows up to 100 MB, more than this reader needs).
+MAX_HEADER_BYTES = 1 << 20
+_MAX_RANK = 8
 _SAFETENSORS_DTYPES = {
     "F16": "<f2", "F32": "<f4", "F64": "<f8", "I8": "i1", "I16": "<i2", "I32": "<i4",
     "I64": "<i8", "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?",
@@ -172,23 +179,49 @@ def imagenet_weights_path(name: str, *, progress: bool | None = None) -> pathlib
     )
 
 
-def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads every tensor of a `.safetensors` file, without torch or pickle.
+@dataclasses.dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of a safetensors header.
+
+    Attributes:
+        dtype: numpy dtype (little-endian).
+        shape: tuple of ints.
+        begin, end: int. Its byte range in the data (after the header).
+    """
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    begin: int
+    end: int
+
+
+def read_safetensors(
+    path: str | os.PathLike, keys=None, *, check=None
+) -> dict[str, np.ndarray]:
+    """Reads tensors of a `.safetensors` file, without torch or pickle.
 
     The header is checked before any data is read: one JSON object of
     `{name: {dtype, shape, data_offsets}}` (plus an optional
-    `__metadata__`), offsets that tile the data exactly, and a byte count
-    per tensor that fits its dtype and shape.
+    `__metadata__`) within `mrrn_keras.text.load_json`'s limits and
+    `MAX_HEADER_BYTES`, offsets that tile the data exactly, and a byte count
+    per tensor that fits its dtype and shape. Only the tensors asked for are
+    read; floating-point ones must be finite.
 
     Args:
         path: str or path. The file.
+        keys: iterable of str or None. The tensors to read (each must be in
+            the file); None reads all.
+        check: callable or None. Called with the checked header `{name:
+            TensorEntry}` before any tensor is read (to refuse a file that
+            does not fit, by raising).
 
     Returns:
         `{name: array}` in file order, little-endian, native numpy dtypes.
 
     Raises:
         WeightsError: the file is missing, truncated or not a safetensors
-            file; one line naming it and the first problem.
+            file, lacks a key, or holds a NaN or infinite value; one line
+            naming it and the first problem (and the key).
 
     Example:
 
@@ -211,14 +244,25 @@ def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
             if header_len > min(MAX_HEADER_BYTES, total - 8):
                 raise _Bad(f"header length {header_len} exceeds the file or {MAX_HEADER_BYTES} bytes")
             entries = _parse_header(f.read(header_len))
-            data_len = total - 8 - header_len
-            _check_layout(entries, data_len)
+            _check_layout(entries, total - 8 - header_len)
+            if check is not None:
+                check(entries)
+            wanted = list(entries) if keys is None else list(keys)
+            missing = [key for key in wanted if key not in entries]
+            if missing:
+                raise _Bad(f"it has no tensor `{missing[0]}`")
             tensors = {}
-            for key, (dtype, shape, begin, end) in entries.items():
-                f.seek(8 + header_len + begin)
-                tensors[key] = np.frombuffer(f.read(end - begin), dtype=dtype).reshape(shape)
+            for key in (k for k in entries if k in set(wanted)):
+                entry = entries[key]
+                f.seek(8 + header_len + entry.begin)
+                value = np.frombuffer(f.read(entry.end - entry.begin), dtype=entry.dtype)
+                if value.dtype.kind == "f" and not np.isfinite(value).all():
+                    raise _Bad(f"tensor `{key}` holds NaN or infinite values")
+                tensors[key] = value.reshape(entry.shape)
     except _Bad as err:
         raise WeightsError(f"{path}: not a safetensors file: {err}") from None
+    except WeightsError:  # from `check`; an OSError too
+        raise
     except OSError as err:
         raise WeightsError(f"{path}: cannot read it: {err.strerror or err}") from err
     return tensors
@@ -228,11 +272,8 @@ class _Bad(Exception):
     """A malformed safetensors file; the message says how."""
 
 
-def _parse_header(raw: bytes) -> dict[str, tuple]:
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _Bad(f"its header is not JSON ({err})") from None
+def _parse_header(raw: bytes) -> dict[str, TensorEntry]:
+    header = load_json(raw, source="its header", error=_Bad)
     if not isinstance(header, dict):
         raise _Bad("its header is not a JSON object")
     entries = {}
@@ -244,13 +285,13 @@ def _parse_header(raw: bytes) -> dict[str, tuple]:
         dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if dtype not in _SAFETENSORS_DTYPES:
             raise _Bad(f"tensor `{key}` has dtype {dtype!r}; readable: {sorted(_SAFETENSORS_DTYPES)}")
-        if not _ints(shape, 0) or not _ints(offsets, 2):
+        if not _ints(shape, 0) or len(shape) > _MAX_RANK or not _ints(offsets, 2):
             raise _Bad(f"tensor `{key}` has a malformed shape or data_offsets")
         dtype = np.dtype(_SAFETENSORS_DTYPES[dtype])
         begin, end = offsets
         if end - begin != math.prod(shape) * dtype.itemsize:
             raise _Bad(f"tensor `{key}` holds {end - begin} bytes, not those of shape {shape}")
-        entries[key] = (dtype, tuple(shape), begin, end)
+        entries[key] = TensorEntry(dtype, tuple(shape), begin, end)
     return entries
 
 
@@ -262,13 +303,13 @@ def _ints(values, length: int) -> bool:
     )
 
 
-def _check_layout(entries: dict, data_len: int) -> None:
+def _check_layout(entries: dict[str, TensorEntry], data_len: int) -> None:
     """The tensors' byte ranges must tile [0, data_len) with no gap or overlap."""
     position = 0
-    for key, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
-        if begin != position:
-            raise _Bad(f"tensor `{key}` starts at byte {begin}, expected {position}")
-        position = end
+    for key, entry in sorted(entries.items(), key=lambda item: (item[1].begin, item[1].end)):
+        if entry.begin != position:
+            raise _Bad(f"tensor `{key}` starts at byte {entry.begin}, expected {position}")
+        position = entry.end
     if position != data_len:
         raise _Bad(f"the tensors hold {position} bytes but the data has {data_len}")
 
@@ -312,7 +353,29 @@ def torchvision_to_keras(
     >>> out["conv1_conv"][0].shape
     (1, 1, 3, 4)
     """
-    expected = {}  # state_dict key -> (keras layer, index in its weights, torch shape)
+    expected, optional = _expected_state(modules, num_classes)
+    _check_state(
+        {key: (np.shape(value), np.asarray(value).dtype) for key, value in tensors.items()},
+        expected, optional, source,
+    )
+    return _convert(tensors, modules, expected)
+
+
+def _convert(tensors: Mapping, modules: Mapping, expected: dict) -> dict[str, list[np.ndarray]]:
+    """The checked `tensors` as `{keras layer: weights}`; the fc keys are not needed."""
+    converted = {layer: [None] * len(shapes) for layer, (_, shapes) in modules.items()}
+    for key, (layer, index, _) in expected.items():
+        if layer is not None:
+            value = np.asarray(tensors[key])
+            if value.ndim == 4:
+                value = value.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
+            converted[layer][index] = np.ascontiguousarray(value, dtype="float32")
+    return converted
+
+
+def _expected_state(modules: Mapping, num_classes: int) -> tuple[dict, set]:
+    """`({state_dict key: (keras layer, index in its weights, torch shape)}, optional keys)`."""
+    expected = {}
     channels = None
     for layer, (module, shapes) in modules.items():
         if len(shapes) == 1:  # Conv2D kernel (kh, kw, in, out) <- torch (out, in, kh, kw)
@@ -325,27 +388,26 @@ def torchvision_to_keras(
     expected["fc.weight"] = (None, 0, (num_classes, channels))
     expected["fc.bias"] = (None, 1, (num_classes,))
     optional = {f"{module}.{_BN_COUNTER}" for module, shapes in modules.values() if len(shapes) == 4}
+    return expected, optional
+
+
+def _check_state(specs: Mapping[str, tuple], expected: dict, optional: set, source: str) -> None:
+    """Refuses `{key: (shape, dtype)}` unless it holds exactly the expected keys and shapes."""
 
     def refuse(problem: str):
         raise WeightsError(f"{source} does not hold this torchvision ResNet: {problem}")
 
-    converted = {layer: [None] * len(shapes) for layer, (_, shapes) in modules.items()}
-    for key, (layer, index, shape) in expected.items():
-        if key not in tensors:
+    for key, (_, _, shape) in expected.items():
+        if key not in specs:
             refuse(f"missing key `{key}`")
-        value = np.asarray(tensors[key])
-        if value.shape != shape:
-            refuse(f"key `{key}` has shape {value.shape}, expected {shape}")
-        if value.dtype.kind != "f":
-            refuse(f"key `{key}` holds {value.dtype}, expected floating-point values")
-        if layer is not None:
-            if value.ndim == 4:
-                value = value.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
-            converted[layer][index] = np.ascontiguousarray(value, dtype="float32")
-    unexpected = sorted(key for key in tensors if key not in expected and key not in optional)
+        found, dtype = specs[key]
+        if tuple(found) != shape:
+            refuse(f"key `{key}` has shape {tuple(found)}, expected {shape}")
+        if np.dtype(dtype).kind != "f":
+            refuse(f"key `{key}` holds {dtype}, expected floating-point values")
+    unexpected = sorted(key for key in specs if key not in expected and key not in optional)
     if unexpected:
         refuse(f"unexpected key `{unexpected[0]}`")
-    return converted
 
 
 def load_torchvision_resnet(model, path: str | os.PathLike, modules: Mapping[str, str]) -> None:
@@ -368,6 +430,16 @@ def load_torchvision_resnet(model, path: str | os.PathLike, modules: Mapping[str
         name: (modules[name], [tuple(w.shape) for w in layer.weights])
         for name, layer in layers.items()
     }
-    converted = torchvision_to_keras(read_safetensors(path), shapes, source=str(path))
+    expected, optional = _expected_state(shapes, IMAGENET_CLASSES)
+
+    def check(entries: Mapping[str, TensorEntry]) -> None:
+        # Keys, shapes and dtypes from the header, before any tensor is read.
+        specs = {key: (entry.shape, entry.dtype) for key, entry in entries.items()}
+        _check_state(specs, expected, optional, str(path))
+
+    # The fc layer is checked, not loaded: only the backbone's tensors are read.
+    keys = [key for key, (layer, _, _) in expected.items() if layer is not None]
+    tensors = read_safetensors(path, keys, check=check)
+    converted = _convert(tensors, shapes, expected)
     for name, weights in converted.items():
         layers[name].set_weights(weights)

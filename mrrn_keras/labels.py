@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from mrrn_keras.text import first_unprintable
+
 
 def resolve_labels(labels: Sequence | None, model, info, num_classes: int) -> list[str]:
     """The class names to report, in output order.
@@ -14,10 +16,14 @@ def resolve_labels(labels: Sequence | None, model, info, num_classes: int) -> li
         num_classes: the number of outputs.
 
     Returns:
-        `num_classes` strings.
+        `num_classes` strings, each one printable line (so a `labels.txt`
+        of them has one line per class).
 
     Raises:
-        ValueError: explicit or stored names whose count is not `num_classes`.
+        ValueError: explicit or stored names whose count is not
+            `num_classes`, or a name holding a control or line-break
+            character (a `.keras` file's `class_names` may; entries refuse
+            them when parsed).
 
     Example:
 
@@ -36,4 +42,11 @@ def resolve_labels(labels: Sequence | None, model, info, num_classes: int) -> li
             f"`labels` must hold one name per class ({num_classes}). "
             f"Received: {len(labels)} labels"
         )
+    for i, label in enumerate(labels):
+        bad = first_unprintable(label)
+        if bad:
+            raise ValueError(
+                f"`labels[{i}]` must be one line of printable text; it holds the control or "
+                f"line-break character {bad}. Received: labels[{i}]={label!r}"
+            )
     return labels

@@ -56,11 +56,20 @@ import zipfile
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from mrrn_keras.architecture import BACKBONES, TAP_NAMES, mrrn_parameter_count
 from mrrn_keras.data.sampling import SAMPLING_MODES
-from mrrn_keras.download import fetch_file, fetch_text, is_url, sha256_file, verify_file
+from mrrn_keras.download import (
+    MAX_TEXT_BYTES,
+    fetch_file,
+    fetch_text,
+    is_url,
+    sha256_file,
+    verify_file,
+)
 from mrrn_keras.errors import WeightsError, ZooError
 from mrrn_keras.files import is_safe_name, replace_folder, write_whole
 from mrrn_keras.hub import HubHandle, is_commit, is_hub_handle, parse_handle
+from mrrn_keras.text import first_unprintable, load_json, read_text
 from mrrn_keras.validation import MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
@@ -109,6 +118,27 @@ _TOP = {
 }
 _INPUT = {"frames": int, "height": int, "width": int, "sampling": str, "dtype": str}
 _INPUT_OPTIONAL = {"fps": (int, float, _NONE)}
+# A `.keras` file's input spec (`save_model_file`): the entry's, `dtype` optional.
+_FILE_INPUT = {k: v for k, v in _INPUT.items() if k != "dtype"}
+_FILE_INPUT_OPTIONAL = {"dtype": str, **_INPUT_OPTIONAL}
+# The type of every `model` argument (`MRRN` checks the values it takes).
+_NUMBER = (int, float)
+_MODEL = {
+    "num_classes": int, "backbone": str, "streams": list, "backbone_width": _NUMBER,
+    "backbone_weights": (str, _NONE), "backbone_mode": str, "sru_units": int, "sru_layers": int,
+    "state_gates": bool, "sru_dropout": _NUMBER, "time_pooling": str, "tap_pooling": str,
+    "dropout": _NUMBER, "fusion": str, "fusion_weights": (list, _NONE), "stream_outputs": bool,
+    "class_names": (list, _NONE), "image_size": (list, _NONE), "implementation": str,
+}
+# The largest sizes an entry (or a `.keras` file) may build: generous beside
+# every real model (the paper's are 1024 units, 3 layers, 101 classes, 12
+# frames at 224x224, width 1.0; the Kinetics-700 and ImageNet-21k heads have
+# 700 and 21841 classes), finite so that a hostile entry is refused before
+# anything is allocated.
+MAX_SIZES = {
+    "num_classes": 100_000, "sru_units": 8192, "sru_layers": 16, "frames": 1024,
+    "image_side": 1024, "backbone_width": 4.0, "params": 1_000_000_000,
+}
 _DATASET = {"name": str, "split": str, "recipe": str}
 _DATASET_OPTIONAL = {"format": str}
 _METRIC = {"name": str, "value": (int, float), "split": str, "subset": str, "command": str}
@@ -116,7 +146,7 @@ _WEIGHTS = {"sha256": str, "size": int}
 _WEIGHTS_OPTIONAL = {"file": str, "url": str}
 _TYPE_NAMES = {
     str: "a string", int: "an integer", float: "a number", dict: "an object",
-    list: "a list", _NONE: "null",
+    list: "a list", bool: "a boolean", _NONE: "null",
 }
 
 
@@ -209,10 +239,12 @@ class VariantInfo:
         return kwargs
 
     def read_card(self) -> str:
-        """The entry's `card.md` text (remote: at most `MAX_TEXT_BYTES`).
+        """The entry's `card.md` text (at most 1 MiB), as written: print it
+        through `mrrn_keras.text.printable(..., multiline=True)`.
 
         Raises:
-            ZooError: the entry has no card.
+            ZooError: the entry has no card, or a local one that is too
+                large or not UTF-8.
             WeightsError: a remote card could not be fetched.
         """
         if self.is_remote:
@@ -225,7 +257,7 @@ class VariantInfo:
         path = pathlib.Path(self.location) / CARD_FILE
         if not path.is_file():
             raise ZooError(f"{path}: the entry has no model card ({CARD_FILE})")
-        return path.read_text(encoding="utf-8")
+        return read_text(path, error=ZooError)
 
 
 # === Schema ===
@@ -300,7 +332,7 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
     if folder_name is not None and name != folder_name:
         check.fail("name", f"must equal the entry folder's name {folder_name!r}. Received: {name!r}")
     tag = name[len(architecture) + 1:] if name.startswith(f"{architecture}.") else ""
-    if not architecture or not tag or any(c in name for c in "/\\ \t"):
+    if not architecture or not tag or any(c in name for c in "/\\ ") or first_unprintable(name):
         check.fail(
             "name", f"must be `architecture.tag` with architecture={architecture!r}. Received: {name!r}"
         )
@@ -308,8 +340,7 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
     _check_input(check, data["input"], model)
     labels = data["labels"]
     if labels is not None:
-        if not all(isinstance(x, str) for x in labels):
-            check.fail("labels", f"must be a list of strings. Received: {labels!r}")
+        _check_names(check, "labels", labels)
         if len(labels) != model["num_classes"]:
             check.fail(
                 "labels",
@@ -323,8 +354,14 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
         if not isinstance(row, dict):
             check.fail(f"metrics[{i}]", f"must be an object. Received: {row!r}")
         check.fields(row, f"metrics[{i}].", _METRIC)
-    if data["params"] < 0:
-        check.fail("params", f"must be >= 0. Received: {data['params']}")
+    # The arithmetic of the architecture, before anything is built.
+    params = mrrn_parameter_count(model)
+    if data["params"] != params:
+        check.fail(
+            "params",
+            f"must equal the parameter count of the entry's `model`, {params}. "
+            f"Received: {data['params']}",
+        )
     weights = _check_weights(check, data["weights"])
     if weights is not None and model["backbone_weights"] is not None:
         check.fail(
@@ -348,25 +385,71 @@ def parse_entry(data, *, source: str, folder_name: str | None, location: str) ->
     )
 
 
-def _check_model(check: _Checker, model: dict) -> dict:
+def _check_model(check: _Checker, model: dict, prefix: str = "model.") -> dict:
+    """`model` with the defaults filled in, each argument of its type and size."""
     for key in model:
         if key not in MODEL_ARGUMENTS:
-            check.fail(f"model.{key}", f"is not an MRRN argument (known: {', '.join(MODEL_ARGUMENTS)})")
+            check.fail(f"{prefix}{key}", f"is not an MRRN argument (known: {', '.join(MODEL_ARGUMENTS)})")
     if "num_classes" not in model:
-        check.fail("model.num_classes", "is missing (it has no default)")
+        check.fail(f"{prefix}num_classes", "is missing (it has no default)")
     # A missing argument takes the constructor's default, as in MRRN(**model).
-    defaults = {k: v for k, v in MODEL_DEFAULTS.items() if k != "num_classes"}
-    model = {**{k: _thaw_default(v) for k, v in defaults.items()}, **model}
-    num_classes = model["num_classes"]
-    if not _is_type(num_classes, int) or num_classes < 1:
-        check.fail("model.num_classes", f"must be a positive integer. Received: {num_classes!r}")
+    defaults = {k: _thaw_default(v) for k, v in MODEL_DEFAULTS.items() if k != "num_classes"}
+    model = {**defaults, **model}
+    check.fields(model, prefix, _MODEL)
+    _check_at_most(check, f"{prefix}num_classes", model["num_classes"], 1, "num_classes")
+    _check_at_most(check, f"{prefix}sru_units", model["sru_units"], 1, "sru_units")
+    _check_at_most(check, f"{prefix}sru_layers", model["sru_layers"], 0, "sru_layers")
+    if model["backbone"] not in BACKBONES:
+        check.fail(f"{prefix}backbone", f"must be one of {sorted(BACKBONES)}. Received: {model['backbone']!r}")
+    streams = model["streams"]
+    if not streams or len(set(map(str, streams))) != len(streams) or any(s not in TAP_NAMES for s in streams):
+        check.fail(f"{prefix}streams", f"must be distinct taps from {TAP_NAMES}. Received: {streams!r}")
+    width, most = model["backbone_width"], MAX_SIZES["backbone_width"]
+    if not 0 < width <= most:
+        check.fail(f"{prefix}backbone_width", f"must be in (0, {most}]. Received: {width!r}")
+    size = model["image_size"]
+    if size is not None:
+        if len(size) != 2:
+            check.fail(f"{prefix}image_size", f"must be null or [height, width]. Received: {size!r}")
+        for i, side in enumerate(size):
+            _check_side(check, f"{prefix}image_size[{i}]", side)
+    if model["class_names"] is not None:
+        _check_names(check, f"{prefix}class_names", model["class_names"])
     if model["backbone_weights"] not in (None, "imagenet"):
         check.fail(
-            "model.backbone_weights",
+            f"{prefix}backbone_weights",
             'must be null or "imagenet" (where an entry without weights starts its backbone). '
             f"Received: {model['backbone_weights']!r}",
         )
+    params, most = mrrn_parameter_count(model), MAX_SIZES["params"]
+    if params > most:
+        check.fail(prefix.rstrip("."), f"builds {params} parameters; at most {most} are allowed")
     return model
+
+
+def _check_at_most(check: _Checker, field: str, value, least: int, size: str) -> None:
+    if not _is_type(value, int) or not least <= value <= MAX_SIZES[size]:
+        check.fail(field, f"must be an integer in [{least}, {MAX_SIZES[size]}]. Received: {value!r}")
+
+
+def _check_side(check: _Checker, field: str, value) -> None:
+    most = MAX_SIZES["image_side"]
+    if not _is_type(value, int) or not MIN_IMAGE_SIZE <= value <= most:
+        check.fail(field, f"must be an integer in [{MIN_IMAGE_SIZE}, {most}]. Received: {value!r}")
+
+
+def _check_names(check: _Checker, field: str, names: list) -> None:
+    """Class names: strings of one printable line each (one line per class in labels.txt)."""
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            check.fail(f"{field}[{i}]", f"must be a string. Received: {name!r}")
+        bad = first_unprintable(name)
+        if bad:
+            check.fail(
+                f"{field}[{i}]",
+                f"must be one line of printable text; it holds the control or line-break "
+                f"character {bad}. Received: {name!r}",
+            )
 
 
 def _thaw_default(value):
@@ -374,21 +457,20 @@ def _thaw_default(value):
     return list(value) if isinstance(value, tuple) else value
 
 
-def _check_input(check: _Checker, spec: dict, model: dict) -> None:
-    check.fields(spec, "input.", _INPUT, _INPUT_OPTIONAL)
-    if spec["frames"] < 1:
-        check.fail("input.frames", f"must be >= 1. Received: {spec['frames']}")
+def _check_input(check: _Checker, spec: dict, model: dict | None, *, prefix: str = "input.",
+                 required: dict = _INPUT, optional: dict = _INPUT_OPTIONAL) -> None:
+    check.fields(spec, prefix, required, optional)
+    _check_at_most(check, f"{prefix}frames", spec["frames"], 1, "frames")
     for key in ("height", "width"):
-        if spec[key] < MIN_IMAGE_SIZE:
-            check.fail(f"input.{key}", f"must be >= {MIN_IMAGE_SIZE}. Received: {spec[key]}")
+        _check_side(check, f"{prefix}{key}", spec[key])
     if spec["sampling"] not in SAMPLING_MODES:
-        check.fail("input.sampling", f"must be one of {SAMPLING_MODES}. Received: {spec['sampling']!r}")
-    if spec["dtype"] != "uint8":
-        check.fail("input.dtype", f"must be 'uint8'. Received: {spec['dtype']!r}")
+        check.fail(f"{prefix}sampling", f"must be one of {SAMPLING_MODES}. Received: {spec['sampling']!r}")
+    if spec.get("dtype", "uint8") != "uint8":
+        check.fail(f"{prefix}dtype", f"must be 'uint8'. Received: {spec['dtype']!r}")
     fps = spec.get("fps")
-    if fps is not None and not fps > 0:
-        check.fail("input.fps", f"must be > 0 or null. Received: {fps!r}")
-    size = model["image_size"]
+    if fps is not None and not 0 < fps < float("inf"):
+        check.fail(f"{prefix}fps", f"must be > 0 or null. Received: {fps!r}")
+    size = None if model is None else model["image_size"]
     if size is not None and list(size) != [spec["height"], spec["width"]]:
         check.fail(
             "model.image_size",
@@ -494,10 +576,7 @@ def _read_local(folder: pathlib.Path) -> VariantInfo:
     path = folder / ENTRY_FILE
     if not path.is_file():
         raise ZooError(f"{folder} is not a zoo entry: it has no {ENTRY_FILE}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise ZooError(f"{path}: not valid JSON ({err})") from err
+    data = load_json(read_text(path, error=ZooError), source=str(path), error=ZooError)
     folder = folder.resolve()
     return parse_entry(data, source=str(path), folder_name=folder.name, location=str(folder))
 
@@ -509,10 +588,7 @@ def _read_remote(url: str, *, hub: HubHandle | None = None) -> VariantInfo:
     folder_name = None if hub else _last_segment(url)
 
     def parse(text: str) -> VariantInfo:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ZooError(f"{source}: not valid JSON ({err})") from err
+        data = load_json(text, source=source, error=ZooError)
         info = parse_entry(data, source=source, folder_name=folder_name, location=url)
         if hub is not None:
             info = dataclasses.replace(info, handle=hub)
@@ -669,12 +745,19 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     Args:
         path: str or path. The `.keras` file.
 
+    Before Keras reads it, the archive's `config.json` is decoded under
+    `mrrn_keras.text.load_json`'s limits and every MRRN model in it is held
+    to the entry schema's sizes (`MAX_SIZES`) and to the weights the archive
+    holds (at least one byte per parameter), so a small hostile file cannot
+    make Keras allocate a huge model.
+
     Returns:
         The model.
 
     Raises:
         WeightsError: the file is missing, not a `.keras` archive, or
             refused; the message names it and gives Keras' reason on one line.
+        ZooError: an MRRN model in it is out of bounds (naming the field).
     """
     import keras
 
@@ -687,11 +770,15 @@ def load_model_file(path: str | os.PathLike) -> keras.Model:
     if not zipfile.is_zipfile(path):
         raise WeightsError(f"{path}: not a .keras model file (a .keras file is a zip archive)")
     try:
+        with zipfile.ZipFile(path) as archive:
+            config = _checked_model_file_config(path, archive)
+    except (OSError, zipfile.BadZipFile) as err:
+        raise WeightsError(f"{path}: cannot read the archive: {err}") from err
+    try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
             if WEIGHTS_FILE in archive.namelist():
                 weights = archive.extract(WEIGHTS_FILE, tmp)
                 if is_legacy_weights(weights):
-                    config = json.loads(archive.read("config.json"))
                     model = keras.saving.deserialize_keras_object(config, safe_mode=True)
                     legacy_view(model).load_weights(weights)
                     return model
@@ -728,15 +815,93 @@ def save_model_file(model, path: str | os.PathLike, *, input_spec: Mapping) -> p
 
 
 def model_file_input(path: str | os.PathLike) -> dict | None:
-    """The input spec stored in a `.keras` file by `save_model_file`, or None."""
+    """The input spec stored in a `.keras` file by `save_model_file`, checked.
+
+    Returns:
+        `{frames, height, width, sampling[, fps]}`, or None for a file
+        without one (or not a zip archive: `load_model_file` says why).
+
+    Raises:
+        ZooError: the spec is not valid JSON within `load_json`'s limits,
+            or a field is missing, of the wrong type or out of bounds
+            (naming the file and the field).
+    """
+    source = f"{path}: {MODEL_FILE_INPUT}"
     try:
         with zipfile.ZipFile(path) as archive:
             if MODEL_FILE_INPUT not in archive.namelist():
                 return None
-            spec = json.loads(archive.read(MODEL_FILE_INPUT))
-    except (OSError, zipfile.BadZipFile, json.JSONDecodeError):
+            text = _archive_text(archive, MODEL_FILE_INPUT, source, MAX_TEXT_BYTES)
+    except (OSError, zipfile.BadZipFile):
         return None
-    return spec if isinstance(spec, dict) else None
+    spec = load_json(text, source=source, error=ZooError)
+    check = _Checker(source)
+    if not isinstance(spec, dict):
+        check.fail("(top level)", f"must be a JSON object. Received: {type(spec).__name__}")
+    _check_input(check, spec, None, prefix="", required=_FILE_INPUT, optional=_FILE_INPUT_OPTIONAL)
+    return spec
+
+
+def _archive_text(archive: zipfile.ZipFile, member: str, source: str, limit: int) -> bytes:
+    """A member of a `.keras` archive, refused unread when it unpacks to over `limit` bytes."""
+    if archive.getinfo(member).file_size > limit:
+        raise ZooError(f"{source} unpacks to more than {limit} bytes; it was not read")
+    return archive.read(member)
+
+
+# The classes whose configs hold MRRN arguments (`MRRN` in files from before the split).
+_MRRN_CLASSES = ("MRRN", "MRRNVideoClassifier", "MRRNBackbone")
+# A `.keras` file's config.json: an MRRN's is kilobytes; a plain functional
+# model's lists every layer (hundreds of kilobytes for a ResNet-152).
+MAX_MODEL_CONFIG_BYTES = 16 << 20
+
+
+def _checked_model_file_config(path: pathlib.Path, archive: zipfile.ZipFile):
+    """A `.keras` archive's config.json, decoded and every MRRN in it held to the
+    entry schema's bounds; None where it has none (Keras then says so)."""
+    if "config.json" not in archive.namelist():
+        return None
+    source = f"{path}: config.json"
+    text = _archive_text(archive, "config.json", source, MAX_MODEL_CONFIG_BYTES)
+    config = load_json(text, source=source, error=ZooError)
+    weights_bytes = (
+        archive.getinfo(WEIGHTS_FILE).file_size if WEIGHTS_FILE in archive.namelist() else 0
+    )
+    check = _Checker(source)
+    for field, arguments in _mrrn_configs(config, "config"):
+        # A backbone saved alone has no heads: one class stands for them.
+        arguments = {"num_classes": 1, **arguments} if "num_classes" not in arguments else arguments
+        model = _check_model(check, arguments, prefix=f"{field}.")
+        params = mrrn_parameter_count(model)
+        if params > weights_bytes:
+            check.fail(
+                field, f"declares a model of {params} parameters, but the archive's "
+                f"{WEIGHTS_FILE} holds {weights_bytes} bytes",
+            )
+    return config
+
+
+def _mrrn_configs(value, field: str):
+    """`(field, MRRN arguments)` of every MRRN class's config inside a Keras config."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _mrrn_configs(item, f"{field}[{i}]")
+        return
+    if not isinstance(value, dict):
+        return
+    inner = value.get("config")
+    if value.get("class_name") in _MRRN_CLASSES and isinstance(inner, dict):
+        arguments = {k: v for k, v in inner.items() if k in MODEL_ARGUMENTS}
+        backbone = inner.get("backbone")
+        if isinstance(backbone, dict):  # a classifier: its backbone's arguments are its own
+            arguments.pop("backbone")
+            arguments.update(
+                {k: v for k, v in backbone.get("config", {}).items() if k in MODEL_ARGUMENTS}
+            )
+        yield f"{field}.config", arguments
+        return
+    for key, item in value.items():
+        yield from _mrrn_configs(item, f"{field}.{key}")
 
 
 def is_model_file(variant) -> bool:

@@ -311,3 +311,29 @@ def test_classify_in_one_call_and_size_warnings(entry, videos, caplog):
 def test_new_heads_take_class_names():
     model = load_mrrn("mrrn_tiny.motion", num_classes=3, class_names=["a", "b", "c"])
     assert model.class_names == ("a", "b", "c") and model.output_shape == (None, 3)
+
+
+def test_info_shows_entry_text_without_sending_control_sequences(capsys, entry, tmp_path):
+    import shutil
+
+    hostile = tmp_path / entry.name
+    shutil.copytree(entry, hostile)
+    data = json.loads((hostile / "config.json").read_text())
+    data["description"] = "Clear\x1b[2J\x1b]0;owned\x07 \u202eevil"
+    data["license"] = "MIT\x1b[8m"
+    (hostile / "config.json").write_text(json.dumps(data))
+    (hostile / "card.md").write_text("# Card\n\x1b]52;c;cGF5bG9hZA==\x07line\r\n")
+    assert cli.main(["info", str(hostile)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out and "\r" not in out
+    assert "Clear\\x1b[2J\\x1b]0;owned\\x07 \\u202eevil" in out and "# Card\n" in out
+
+
+def test_predict_prints_file_names_without_control_sequences(capsys, entry, videos, tmp_path):
+    import shutil
+
+    odd = tmp_path / "clip\x1b[2J.avi"
+    shutil.copy(videos["good"], odd)
+    assert cli.main(["predict", str(odd), "--variant", str(entry), "--top-k", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "clip\\x1b[2J.avi" in out

@@ -15,6 +15,7 @@ import pytest
 from safetensors.numpy import save_file
 
 from mrrn_keras import imagenet
+from mrrn_keras.architecture import mrrn_parameter_count
 from mrrn_keras.backbones import build_backbone
 from mrrn_keras.download import weights_cache_path
 from mrrn_keras.errors import WeightsError, ZooError
@@ -180,7 +181,7 @@ F32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 @pytest.mark.parametrize("content, message", [
     (b"\x01\x02", "shorter than the 8-byte header length"),
     ((10**6).to_bytes(8, "little") + b"{}", "header length 1000000 exceeds the file"),
-    ((4).to_bytes(8, "little") + b"nope", "header is not JSON"),
+    ((4).to_bytes(8, "little") + b"nope", "header: not valid JSON"),
     (_safetensors_bytes([1, 2]), "not a JSON object"),
     (_safetensors_bytes({"w": {**F32, "dtype": "Q7"}}, bytes(8)), "dtype 'Q7'"),
     (_safetensors_bytes({"w": {**F32, "shape": [3]}}, bytes(8)), "holds 8 bytes, not those of shape"),
@@ -301,7 +302,7 @@ def imagenet_entry(root, **model):
     data["name"] = "mrrn_r18.tiny"
     data["model"].update(sru_units=8, sru_layers=1, image_size=None, num_classes=3, **model)
     data["input"].update(frames=4, height=32, width=32)
-    data["params"] = 0
+    data["params"] = mrrn_parameter_count(data["model"])
     folder = root / "mrrn_r18.tiny"
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps(data))
@@ -363,3 +364,70 @@ def test_reading_and_converting_import_neither_tensorflow_nor_keras(resnet18_fil
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                             text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# === Hostile safetensors files (issue 22) ===
+
+
+def _raw_safetensors(blob: bytes, data=b"") -> bytes:
+    return len(blob).to_bytes(8, "little") + blob + data
+
+
+def test_hostile_safetensors_headers_are_refused_in_one_line(tmp_path):
+    huge_int = b'{"w":{"dtype":"F32","shape":[' + b"9" * 5000 + b'],"data_offsets":[0,8]}}'
+    cases = {
+        "deep": (_raw_safetensors(b"[" * 100_000 + b"]" * 100_000), "nested deeper than 64 levels"),
+        "past the end": (_safetensors_bytes({"w": {**F32, "data_offsets": [8, 16]}}, bytes(8)),
+                         "starts at byte 8, expected 0"),
+        "overlap": (_safetensors_bytes({"w": F32, "v": F32}, bytes(8)), "starts at byte 0"),
+        "huge dims": (_safetensors_bytes({"w": {**F32, "shape": [10**15, 10**15]}}, bytes(8)),
+                      "holds 8 bytes, not those of shape"),
+        "huge int": (_raw_safetensors(huge_int, bytes(8)), "an integer of 5000 digits"),
+        "rank": (_safetensors_bytes({"w": {**F32, "shape": [1] * 9 + [2]}}, bytes(8)),
+                 "malformed shape"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(content)
+        with pytest.raises(WeightsError, match=message) as err:
+            read_safetensors(path)
+        assert str(err.value).startswith(f"{path}: not a safetensors file: "), name
+        assert "\n" not in str(err.value)
+
+
+def test_non_finite_weights_are_refused_naming_the_key(tmp_path, resnet18_file):
+    state = reference.random_state("resnet18")
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = np.nan
+    path = tmp_path / "nan.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(WeightsError, match=r"nan.safetensors: not a safetensors file: tensor "
+                                           r"`layer2.0.conv1.weight` holds NaN or infinite"):
+        build_backbone("resnet18", weights=path)
+
+
+def test_a_large_file_of_unrelated_tensors_is_refused_unread(tmp_path, monkeypatch):
+    # 2 GB of one unrelated tensor, sparse on disk: refused from the header alone.
+    size = 2 << 30
+    path = tmp_path / "big.safetensors"
+    with open(path, "wb") as f:
+        f.write(_safetensors_bytes({"unrelated": {"dtype": "U8", "shape": [size],
+                                                  "data_offsets": [0, size]}}))
+        f.truncate(f.tell() + size)
+    reads = []
+    real_frombuffer = np.frombuffer
+    monkeypatch.setattr(imagenet.np, "frombuffer",
+                        lambda *a, **k: reads.append(1) or real_frombuffer(*a, **k))
+    with pytest.raises(WeightsError, match="missing key `conv1.weight`"):
+        build_backbone("resnet18", weights=path)
+    assert reads == []
+
+
+def test_only_the_backbone_tensors_are_read(resnet18_file, monkeypatch):
+    read = []
+    original = imagenet.read_safetensors
+    monkeypatch.setattr(imagenet, "read_safetensors",
+                        lambda path, keys=None, **kw: read.append(keys) or original(path, keys, **kw))
+    build_backbone("resnet18", weights=resnet18_file)
+    (keys,) = read
+    assert "fc.weight" not in keys and "conv1.weight" in keys
+    assert not any(key.endswith("num_batches_tracked") for key in keys)

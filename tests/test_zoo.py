@@ -584,3 +584,173 @@ def test_a_keras_file_keeps_its_input_spec(tmp_path):
     model.save(tmp_path / "plain.keras")
     with pytest.raises(ZooError, match="plain.keras: the model file does not record"):
         load_for_inference(tmp_path / "plain.keras")
+
+
+# === Hostile entries (issue 22): sizes, labels, JSON, text caps ===
+
+
+def _entry_copy(tiny, tmp_path, mutate=None, *, text=None):
+    folder = tmp_path / "mrrn_test.tiny"
+    folder.mkdir()
+    data = json.loads((tiny[0] / "config.json").read_text())
+    if mutate is not None:
+        mutate(data)
+    (folder / "config.json").write_text(json.dumps(data) if text is None else text)
+    return folder
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("model", "sru_units"), 10_000_000, "`model.sru_units` must be an integer in [1, 8192]"),
+    (("model", "sru_layers"), 1_000_000, "`model.sru_layers` must be an integer in [0, 16]"),
+    (("model", "num_classes"), 100_000_000, "`model.num_classes` must be an integer in [1, 100000]"),
+    (("model", "backbone_width"), 10_000.0, "`model.backbone_width` must be in (0, 4.0]"),
+    (("model", "image_size"), [1_000_000, 32], "`model.image_size[0]` must be an integer in [32, 1024]"),
+    (("model", "streams"), 3, "`model.streams` must be a list"),
+    (("model", "state_gates"), "yes", "`model.state_gates` must be a boolean"),
+    (("input", "frames"), 1_000_000_000, "`input.frames` must be an integer in [1, 1024]"),
+    (("input", "height"), 1_000_000, "`input.height` must be an integer in [32, 1024]"),
+    (("params",), 12, "`params` must equal the parameter count of the entry's `model`, "),
+    (("labels", 1), "right\x1b]0;pwned\x07", "`labels[1]` must be one line of printable text; it holds the control or line-break character \\x1b"),
+    (("labels", 2), "still\nextra", "`labels[2]` must be one line"),
+    (("labels", 0), "left\u2028", "`labels[0]` must be one line"),
+    (("labels", 0), "left\u202e", "`labels[0]` must be one line"),
+    (("model", "class_names"), ["a", "b\r", "c"], "`model.class_names[1]` must be one line"),
+], ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else None)
+def test_hostile_sizes_and_labels_refused_before_building(tiny, tmp_path, path, value, message):
+    def mutate(data):
+        target = data
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    folder = _entry_copy(tiny, tmp_path, mutate)
+    with pytest.raises(ZooError) as err:
+        variant_info(folder)
+    assert str(err.value).startswith(f"{folder / 'config.json'}: field ")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"a":' * 100_000 + "1" + "}" * 100_000, "nested deeper than 64 levels"),
+    ('{"params": ' + "9" * 5000 + "}", "an integer of 5000 digits"),
+    ('{"params": NaN}', "NaN is not a number JSON allows"),
+], ids=["deep", "huge integer", "NaN"])
+def test_hostile_json_gives_one_line(tiny, tmp_path, text, message):
+    folder = _entry_copy(tiny, tmp_path, text=text)
+    with pytest.raises(ZooError, match=message) as err:
+        variant_info(folder)
+    assert str(err.value).startswith(f"{folder / 'config.json'}: not valid JSON")
+
+
+def test_local_entry_text_is_capped(tiny, tmp_path):
+    folder = _entry_copy(tiny, tmp_path)
+    (folder / "card.md").write_text("x" * ((1 << 20) + 1))
+    with pytest.raises(ZooError, match=r"card.md is larger than 1048576 bytes"):
+        variant_info(folder).read_card()
+    (folder / "config.json").write_text(" " * (1 << 20) + "{}")
+    with pytest.raises(ZooError, match=r"config.json is larger than 1048576 bytes"):
+        variant_info(folder)
+
+
+def test_remote_hostile_entry_refused_in_one_line(tiny, tmp_path, server, home):
+    data = json.loads((tiny[0] / "config.json").read_text())
+    data["model"]["sru_units"] = 10_000_000
+    server.files["/hostile/mrrn_test.tiny/config.json"] = json.dumps(data).encode()
+    with pytest.raises(ZooError, match=r"config.json: field `model.sru_units` must be"):
+        load_mrrn(f"{server.url}/hostile/mrrn_test.tiny")
+    server.files["/deep/mrrn_test.tiny/config.json"] = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(ZooError, match="nested deeper than 64 levels"):
+        variant_info(f"{server.url}/deep/mrrn_test.tiny")
+
+
+def _random_small_models():
+    rng = np.random.default_rng(22)
+    for _ in range(4):
+        streams = [s for s in ("low", "mid", "high") if rng.random() < 0.6] or ["mid"]
+        yield {
+            "num_classes": int(rng.integers(1, 12)), "backbone": str(rng.choice(["resnet18", "resnet34"])),
+            "streams": streams, "backbone_width": float(rng.choice([0.0625, 0.125, 0.2])),
+            "backbone_mode": str(rng.choice(["shared", "independent"])),
+            "sru_units": int(rng.integers(4, 40)), "sru_layers": int(rng.integers(0, 3)),
+            "state_gates": bool(rng.random() < 0.5), "fusion": str(rng.choice(["fixed", "learned"])),
+        }
+
+
+@pytest.mark.parametrize("model", list(_random_small_models()))
+def test_analytic_parameter_count_equals_count_params(model):
+    from mrrn_keras.architecture import mrrn_parameter_count
+
+    assert mrrn_parameter_count(model) == MRRN(**model, image_size=(32, 32)).count_params()
+
+
+@pytest.mark.parametrize("name", list_variants())
+def test_analytic_parameter_count_of_every_entry(name):
+    from mrrn_keras.architecture import mrrn_parameter_count
+
+    # test_registered_entry holds info.params to count_params() of the built model.
+    info = variant_info(name)
+    assert mrrn_parameter_count(info.model) == info.params
+
+
+def _keras_file(tiny, tmp_path, *, config=None, spec=None):
+    """A copy of a real .keras file with its config.json or mrrn_input.json replaced."""
+    import zipfile
+
+    from mrrn_keras.zoo import save_model_file
+
+    source = tmp_path / "source.keras"
+    if not source.exists():
+        save_model_file(tiny[1], source, input_spec=INPUT)
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(path, "w") as new:
+        for item in old.namelist():
+            data = old.read(item)
+            if item == "config.json" and config is not None:
+                data = config(json.loads(data)) if callable(config) else config
+                data = data if isinstance(data, (bytes, str)) else json.dumps(data)
+            if item == "mrrn_input.json" and spec is not None:
+                data = spec
+            new.writestr(item, data)
+    return path
+
+
+@pytest.mark.parametrize("spec, message", [
+    ('{"frames": ' * 10_000 + "}" * 10_000, "nested deeper than 64"),
+    ('{"frames": 4, "height": 32, "width": 32}', "field `sampling` is missing"),
+    ('{"frames": 1000000000, "height": 32, "width": 32, "sampling": "segments"}',
+     "field `frames` must be an integer in [1, 1024]"),
+    ('[4, 32, 32]', "must be a JSON object"),
+], ids=["deep", "missing key", "huge frames", "not an object"])
+def test_keras_file_input_spec_is_checked(tiny, tmp_path, spec, message):
+    from mrrn_keras.zoo import load_for_inference
+
+    path = _keras_file(tiny, tmp_path, spec=spec)
+    with pytest.raises(ZooError) as err:
+        load_for_inference(path)
+    assert str(err.value).startswith(f"{path}: mrrn_input.json")
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_keras_file_config_is_bounded_before_keras_builds(tiny, tmp_path):
+    from mrrn_keras.zoo import load_model_file
+
+    def huge(config):
+        config["config"]["sru_units"] = 10_000_000  # MRRN saves its arguments flat
+        return config
+
+    path = _keras_file(tiny, tmp_path, config=huge)
+    with pytest.raises(ZooError, match=r"config.json: field `config.config.sru_units` must be an "
+                                       r"integer in \[1, 8192\]"):
+        load_model_file(path)
+
+    def big(config):  # within every bound, but far more than the archive's weights hold
+        config["config"]["num_classes"] = 10_000
+        config["config"]["class_names"] = None
+        config["config"]["sru_units"] = 4096
+        return config
+
+    with pytest.raises(ZooError, match=r"declares a model of \d+ parameters, but the archive's"):
+        load_model_file(_keras_file(tiny, tmp_path, config=big))
+    path = _keras_file(tiny, tmp_path, config=b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(ZooError, match="config.json: not valid JSON"):
+        load_model_file(path)
