@@ -72,7 +72,7 @@ def test_csv_with_header_names_and_spans(tmp_path):
     (tmp_path / "train.csv").write_text(
         "path,label,start,end\n"
         "clips/x.mp4,dance,1.5,3\n"
-        "/abs/y.mp4,cook,,\n"
+        "sub/../y.mp4,cook,,\n"
         "\n"
         "z.mp4,dance\n"
     )
@@ -80,7 +80,7 @@ def test_csv_with_header_names_and_spans(tmp_path):
     assert index.class_names == ("cook", "dance")
     assert index.labels == (1, 0, 1)
     assert index.paths[0] == str(tmp_path / "clips" / "x.mp4")
-    assert index.paths[1] == "/abs/y.mp4"
+    assert index.paths[1] == str(tmp_path / "y.mp4")
     assert index.spans == ((1.5, 3.0), None, None)
     (tmp_path / "plain.csv").write_text("a.mp4,x\n")
     assert datasets.read_csv(tmp_path / "plain.csv").spans is None
@@ -135,3 +135,36 @@ def test_the_official_archives_layouts_are_found(tmp_path, monkeypatch):
     again = datasets.read_dataset("hmdb51", hmdb, subset="test", splits_dir=moved,
                                   videos_dir=hmdb)
     assert again == test
+
+
+def test_split_lines_and_csv_rows_outside_the_videos_folder_are_refused(tmp_path):
+    # A split line such as `A/../../../elsewhere/x.avi 1` was resolved outside the
+    # videos folder and trained on.
+    ucf = tmp_path / "ucf"
+    (ucf / "videos" / "Drum").mkdir(parents=True)
+    (ucf / "splits").mkdir()
+    (ucf / "splits" / "classInd.txt").write_text("1 Drum\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (ucf / "videos" / "Drum" / "link.avi").symlink_to(outside / "x.avi")
+    for line in ("Drum/../../../elsewhere/x.avi 1", "Drum/link.avi 1"):
+        (ucf / "splits" / "trainlist01.txt").write_text(f"Drum/v_Drum_g01_c01.avi 1\n{line}\n")
+        with pytest.raises(DatasetError, match=r"trainlist01\.txt:2: .* outside the videos folder"):
+            datasets.read_dataset("ucf101", ucf, subset="train")
+    # `..` that stays inside is a path like any other.
+    (ucf / "splits" / "trainlist01.txt").write_text("Drum/../Drum/v_Drum_g01_c01.avi 1\n")
+    assert datasets.read_dataset("ucf101", ucf, subset="train").paths == (
+        str((ucf / "videos" / "Drum" / "v_Drum_g01_c01.avi").resolve()),)
+
+    hmdb = tmp_path / "hmdb"
+    (hmdb / "videos" / "run").mkdir(parents=True)
+    (hmdb / "splits").mkdir()
+    (hmdb / "splits" / "run_test_split1.txt").write_text("a.avi 1\n../../../elsewhere/x.avi 1\n")
+    with pytest.raises(DatasetError, match=r"run_test_split1\.txt:2: .* outside the videos"):
+        datasets.read_dataset("hmdb51", hmdb, subset="train")
+
+    (tmp_path / "csv").mkdir()
+    for row in ("../elsewhere/x.avi,a", f"{outside / 'x.avi'},a"):
+        (tmp_path / "csv" / "train.csv").write_text(f"path,label\nv.avi,a\n{row}\n")
+        with pytest.raises(DatasetError, match=r"train\.csv:3: .* outside"):
+            datasets.read_csv(tmp_path / "csv" / "train.csv")

@@ -14,6 +14,7 @@ import pathlib
 import re
 
 from mrrn_keras.errors import DatasetError
+from mrrn_keras.files import is_inside
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +46,21 @@ def _read_lines(path: pathlib.Path) -> list[tuple[int, str]]:
     return [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip()]
 
 
+def _video_path(folder: pathlib.Path, rel: str, file, number: int) -> str:
+    """The resolved path of `rel` in `folder`, refused (naming `file:number`) outside it.
+
+    An index names videos; it does not choose which files are read: `..`,
+    absolute paths and symbolic links that lead out of `folder` are refused.
+    """
+    path = (folder / rel).resolve()
+    if not is_inside(folder, path):
+        raise DatasetError(
+            f"{file}:{number}: {rel!r} resolves to {path}, outside the videos folder "
+            f"{folder}; index only videos inside it"
+        )
+    return str(path)
+
+
 def read_ucf101(
     root: str | os.PathLike,
     *,
@@ -70,8 +86,9 @@ def read_ucf101(
         A `VideoIndex`.
 
     Raises:
-        DatasetError: a split file is missing or has a malformed line (the
-            message names the file and line number).
+        DatasetError: a split file is missing or has a malformed line, or a
+            line whose path resolves outside `videos_dir` (`..`, symbolic
+            links); the message names the file and line number.
         ValueError: for a bad `split` or `subset`.
 
     Example:
@@ -110,7 +127,7 @@ def read_ucf101(
                     f"{list_file}:{number}: label {parts[1]!r} does not match "
                     f"class folder {folder!r} (index {label + 1} in {class_file.name})"
                 )
-        paths.append(str((root / videos_dir / rel).resolve()))
+        paths.append(_video_path(root / videos_dir, rel, list_file, number))
         labels.append(label)
     return VideoIndex(tuple(paths), tuple(labels), tuple(class_names))
 
@@ -153,8 +170,9 @@ def read_hmdb51(
         A `VideoIndex`.
 
     Raises:
-        DatasetError: no split file for `split`, or a malformed line (the
-            message names the file and line number).
+        DatasetError: no split file for `split`, or a malformed line, or a
+            line whose path resolves outside `videos_dir/<class>`'s videos
+            folder; the message names the file and line number.
         ValueError: for a bad `split` or `subset`.
 
     Example:
@@ -185,7 +203,8 @@ def read_hmdb51(
                     f"(0 unused, 1 train, 2 test), got {line!r}"
                 )
             if parts[1] == _HMDB_TAGS[subset]:
-                paths.append(str((root / videos_dir / name / parts[0]).resolve()))
+                paths.append(_video_path(root / videos_dir, f"{name}/{parts[0]}", files[name],
+                                         number))
                 labels.append(label)
     return VideoIndex(tuple(paths), tuple(labels), class_names)
 
@@ -286,8 +305,9 @@ def read_csv(
 
     Args:
         path: the CSV file.
-        root: folder relative video paths are resolved against. Defaults
-            to the CSV's folder.
+        root: folder video paths are relative to; every path must resolve
+            inside it (no absolute paths, no `..` or symbolic link leading
+            out). Defaults to the CSV's folder.
         class_names: optional class names in label order. Defaults to the
             sorted distinct labels of the file; give the training set's
             names when reading a test CSV.
@@ -297,8 +317,9 @@ def read_csv(
         start and end.
 
     Raises:
-        DatasetError: the file is missing, empty, or a row is malformed (the
-            message names the file and line number).
+        DatasetError: the file is missing, empty, or a row is malformed or
+            names a path outside `root` (the message names the file and
+            line number).
 
     Example:
 
@@ -328,14 +349,14 @@ def read_csv(
                 if end <= start:
                     raise DatasetError(f"{path}:{number}: end must be after start, got {line!r}")
                 span = (start, end)
-            rows.append((row[0], row[1], span))
+            rows.append((_video_path(base, row[0], path, number), row[1], span))
     if not rows:
         raise DatasetError(f"{path}: no 'path,label[,start,end]' rows")
     class_names = _check_class_names(class_names, {r[1] for r in rows}, path)
     lookup = {name: k for k, name in enumerate(class_names)}
     spans = tuple(r[2] for r in rows)
     return VideoIndex(
-        tuple(str((base / r[0]).resolve()) for r in rows),
+        tuple(r[0] for r in rows),
         tuple(lookup[r[1]] for r in rows),
         class_names,
         spans if any(s is not None for s in spans) else None,
