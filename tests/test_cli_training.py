@@ -31,7 +31,7 @@ def test_prepare_writes_a_cache_per_subset(tmp_path, capsys):
     assert "train: 2 videos" in out and "test: 1 videos" in out and "skipped" in out
     test = open_cache(tmp_path / "c" / "test")
     assert test.class_names == ("a", "b") and len(test.skipped) == 1
-    assert test.shards == ("test-00000-of-00001.tfrecord",)
+    assert test.shards == ("test-00000-of-00001.frames",)
 
 
 def test_finetune_arguments_map_onto_the_config():
