@@ -1,24 +1,36 @@
-"""Input pipeline throughput vs training consumption; prints JSON.
+"""Clip loading throughput per adapter and worker count, beside training consumption; prints JSON.
 
-Measures, for 16-frame clips at 112x112 (TSN segments, random resized
-crops, the training pipeline of `mrrn_keras.data.pipeline.clip_dataset`):
+For each clip shape (`--shapes`, default 8x64 and 12x224: frames x side),
+each source (raw 320x240 mpeg4 .avi videos, UCF-101's format, and the
+frame cache `mrrn prepare` writes) and each adapter:
 
-- clips/s of the pipeline alone reading raw videos (PyAV in tf.data),
-- clips/s of the pipeline alone reading a frame cache (JPEG TFRecords),
-- clips/s consumed by a training step (`fit`-style `train_on_batch` of a
-  stream-output MRRN on in-memory clips, XLA), per model,
+- `tf.data`: `mrrn_keras.data.pipeline.clip_dataset` (only where
+  TensorFlow imports),
+- `pydataset`: `mrrn_keras.data.loader.ClipLoader`, the TensorFlow-free
+  loader (threads),
+- `pydataset-processes`: the same `ClipSource` in a
+  `keras.utils.PyDataset` with `use_multiprocessing=True` (the
+  alternative the loader did not take),
+- `grain`: the same `ClipSource` behind a `grain.MapDataset` with a thread
+  pool (only where `grain` imports),
 
-and the ratio pipeline / training. The videos are generated: 320x240 mpeg4
-.avi (UCF-101's format), `--frames` frames each, smooth moving content.
+with 1 and 2 workers, it reports the clips/s that `model.fit` receives
+(a model that only pools the clip, so the input side is what is timed;
+one warm-up epoch, then `--epochs` timed epochs of training batches with
+augmentation), and the 2-worker / 1-worker ratio. Beside them: clips/s a
+training step of an MRRN consumes on this machine at the same shape, on
+in-memory clips.
 
-    python bench/pipeline.py                     # defaults below
-    python bench/pipeline.py --videos 24 --batches 6 --models tiny,r18
+    python bench/pipeline.py                          # defaults below
+    python bench/pipeline.py --videos 4 --clips 16 --shapes 8x64 --models tiny  # quick run
+    KERAS_BACKEND=jax python bench/pipeline.py        # no tf.data column
 """
 
 import argparse
 import json
 import os
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -26,12 +38,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from mrrn_keras import MRRN  # noqa: E402
 from mrrn_keras.data.cache import prepare_cache  # noqa: E402
+from mrrn_keras.data.clips import Augment, ClipSource, ClipSpec  # noqa: E402
 from mrrn_keras.data.datasets import VideoIndex  # noqa: E402
-from mrrn_keras.data.pipeline import Augment, ClipSpec, clip_dataset  # noqa: E402
+from mrrn_keras.data.loader import ClipLoader  # noqa: E402
 from mrrn_keras.data.video import write_video  # noqa: E402
 from mrrn_keras.training import compile_for_streams, repeat_labels  # noqa: E402
 
@@ -43,7 +55,13 @@ MODELS = {
 }
 
 
-def make_videos(root, count, frames, height=240, width=320):
+def make_videos(root, count, frames, height=240, width=320, clips=None):
+    """`count` 320x240 mpeg4 .avi files of smooth moving content, 4 labels.
+
+    With `clips`, the index lists the files round-robin `clips` times in
+    all (epochs long enough that a loader's start-up at each epoch is a
+    small part of it, as in a real dataset).
+    """
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     paths = []
     for i in range(count):
@@ -55,21 +73,98 @@ def make_videos(root, count, frames, height=240, width=320):
         path = root / f"v{i:03d}.avi"
         write_video(path, clip, fps=25)
         paths.append(str(path))
-    return VideoIndex(tuple(paths), tuple(i % 4 for i in range(count)), ("a", "b", "c", "d"))
+    paths = [paths[i % count] for i in range(clips or count)]
+    return VideoIndex(tuple(paths), tuple(i % 4 for i in range(len(paths))), ("a", "b", "c", "d"))
 
 
-def pipeline_rate(source, spec, batch_size, batches):
-    ds = clip_dataset(source, spec, training=True, batch_size=batch_size, augment=Augment(),
-                      seed=0).repeat()
-    it = iter(ds)
-    next(it)  # warm-up: tracing, thread pools
-    start = time.perf_counter()
-    for _ in range(batches):
-        next(it)
-    return batches * batch_size / (time.perf_counter() - start)
+class _ProcessLoader(keras.utils.PyDataset):
+    """A ClipSource in a PyDataset with worker processes (the road not taken)."""
+
+    def __init__(self, source, workers):
+        super().__init__(workers=workers, use_multiprocessing=True, max_queue_size=8)
+        self.source = source
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        return self.source.batch(index, self.epoch)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def _grain_data(source, workers, epochs):
+    import grain
+
+    steps = len(source)
+    dataset = grain.MapDataset.range(steps * epochs).map(
+        lambda i: source.batch(i % steps, i // steps))
+    options = grain.ReadOptions(num_threads=workers, prefetch_buffer_size=8)
+    return dataset.to_iter_dataset(read_options=options)
+
+
+def _adapters():
+    names = []
+    try:
+        import tensorflow  # noqa: F401
+
+        names.append("tf.data")
+    except ImportError:
+        pass
+    names += ["pydataset", "pydataset-processes"]
+    try:
+        import grain  # noqa: F401
+
+        names.append("grain")
+    except ImportError:
+        pass
+    return names
+
+
+class _EpochTimes(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+
+def _pooling_model(spec):
+    inputs = keras.Input((spec.clip_len, spec.size, spec.size, 3), dtype="uint8")
+    x = keras.layers.GlobalAveragePooling3D()(keras.ops.cast(inputs, "float32"))
+    model = keras.Model(inputs, keras.layers.Dense(4)(x))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def fit_rate(adapter, source, spec, workers, epochs, batch_size):
+    """Clips/s `fit` receives over `epochs` timed epochs after one warm-up epoch."""
+    clips = ClipSource(source, spec, training=True, batch_size=batch_size, augment=Augment(),
+                       seed=0)
+    steps = len(clips)
+    if adapter == "tf.data":
+        from mrrn_keras.data.pipeline import tf_batches
+
+        data = tf_batches(clips, workers=workers).repeat()
+        kwargs = {"steps_per_epoch": steps}
+    elif adapter == "pydataset":
+        data, kwargs = ClipLoader(clips, workers=workers), {}
+    elif adapter == "pydataset-processes":
+        data, kwargs = _ProcessLoader(clips, workers), {}
+    else:
+        data, kwargs = _grain_data(clips, workers, epochs + 1), {"steps_per_epoch": steps}
+    times = _EpochTimes()
+    _pooling_model(spec).fit(data, epochs=epochs + 1, verbose=0, callbacks=[times], **kwargs)
+    return epochs * steps * batch_size / sum(times.times[1:])
 
 
 def train_rate(arch, spec, batch_size, steps):
+    """Clips/s of MRRN training steps on in-memory clips, and its parameter count."""
     model = MRRN(4, stream_outputs=True, image_size=(spec.size, spec.size), **arch)
     compile_for_streams(model, keras.optimizers.AdamW(1e-3))
     x = np.random.default_rng(0).integers(
@@ -80,44 +175,64 @@ def train_rate(arch, spec, batch_size, steps):
     start = time.perf_counter()
     for _ in range(steps):
         model.train_on_batch(x, y)
-    seconds = time.perf_counter() - start
-    return steps * batch_size / seconds, model.count_params()
+    return steps * batch_size / (time.perf_counter() - start), model.count_params()
+
+
+def _shape(text):
+    frames, size = (int(part) for part in text.split("x"))
+    return frames, size
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=24)
-    parser.add_argument("--frames", type=int, default=64, help="frames per generated video")
-    parser.add_argument("--clip_len", type=int, default=16)
-    parser.add_argument("--size", type=int, default=112)
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=6)
-    parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--models", default="tiny,r18")
+    parser.add_argument("--videos", type=int, default=16)
+    parser.add_argument("--frames", type=int, default=100, help="frames per generated video")
+    parser.add_argument("--clips", type=int, default=96, help="videos listed per epoch (files repeat)")
+    parser.add_argument("--shapes", default="8x64,12x224", help="clip frames x side, comma-separated")
+    parser.add_argument("--batch_size", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per measurement")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--adapters", default=None, help="default: every one that imports here")
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps per model")
+    parser.add_argument("--models", default="tiny,r18", help="'' for none")
     args = parser.parse_args()
-    spec = ClipSpec(clip_len=args.clip_len, size=args.size, short_side=128)
+    adapters = args.adapters.split(",") if args.adapters else _adapters()
+    workers = [int(w) for w in args.workers.split(",")]
+    result = {
+        "backend": keras.backend.backend(),
+        "cpu_cores": os.cpu_count(),
+        "source_video": f"320x240 mpeg4 avi, {args.frames} frames, {args.videos} files",
+        "clips_per_epoch": args.clips,
+        "batch_size": args.batch_size,
+        "loader_clips_per_s": {},
+        "train_clips_per_s": {},
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        index = make_videos(tmp, args.videos, args.frames)
-        start = time.perf_counter()
-        cache = prepare_cache(index, tmp / "cache", short_side=128, workers=2)
-        prepare_s = time.perf_counter() - start
-        raw = pipeline_rate(index, spec, args.batch_size, args.batches)
-        cached = pipeline_rate(cache, spec, args.batch_size, args.batches)
-    result = {
-        "clip": {"frames": spec.clip_len, "size": spec.size, "mode": spec.mode,
-                 "source_video": f"320x240 mpeg4 avi, {args.frames} frames"},
-        "cpu_cores": os.cpu_count(),
-        "pipeline_clips_per_s": {"raw_video": round(raw, 1), "frame_cache": round(cached, 1)},
-        "prepare_cache_videos_per_s": round(args.videos / prepare_s, 2),
-        "train": {},
-    }
-    for name in args.models.split(","):
-        rate, params = train_rate(MODELS[name], spec, args.batch_size, args.steps)
-        result["train"][name] = {
-            "params": params, "train_clips_per_s": round(rate, 2),
-            "ratio_raw": round(raw / rate, 1), "ratio_cache": round(cached / rate, 1),
-        }
+        index = make_videos(tmp, args.videos, args.frames, clips=args.clips)
+        for text in args.shapes.split(","):
+            frames, size = _shape(text)
+            short_side = max(size, 72) + size // 7
+            spec = ClipSpec(clip_len=frames, size=size, short_side=short_side)
+            start = time.perf_counter()
+            cache = prepare_cache(index, tmp / f"cache{size}", short_side=short_side, workers=2)
+            rows = {"prepare_cache_videos_per_s": round(len(index) / (time.perf_counter() - start), 2)}
+            for source_name, source in (("raw_video", index), ("frame_cache", cache)):
+                for adapter in adapters:
+                    rates = {w: fit_rate(adapter, source, spec, w, args.epochs, args.batch_size)
+                             for w in workers}
+                    row = {f"workers_{w}": round(rate, 1) for w, rate in rates.items()}
+                    if len(workers) > 1:
+                        row["scaling"] = round(rates[workers[-1]] / rates[workers[0]], 2)
+                    rows[f"{source_name}/{adapter}"] = row
+            result["loader_clips_per_s"][text] = rows
+            if args.models:
+                train = {}
+                for name in args.models.split(","):
+                    rate, params = train_rate(MODELS[name], spec, args.batch_size, args.steps)
+                    train[name] = {"params": params, "clips_per_s": round(rate, 2)}
+                result["train_clips_per_s"][text] = train
     print(json.dumps(result, indent=2))
 
 

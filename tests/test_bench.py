@@ -78,3 +78,22 @@ def test_tap_motion_reports_every_tap_and_class():
         assert set(report[tap]) == {"still", "move_left"}
         # A translation moves the averaged taps more than a still clip's noise does.
         assert report[tap]["move_left"] > report[tap]["still"] > 0
+
+
+@pytest.mark.slow
+def test_pipeline_bench_reports_every_adapter_source_and_worker_count():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "bench/pipeline.py", "--videos", "2", "--clips", "4", "--frames", "12",
+         "--shapes", "4x32", "--batch_size", "2", "--models", "tiny", "--steps", "1",
+         "--adapters", "tf.data,pydataset"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads(result.stdout)["loader_clips_per_s"]["4x32"]
+    expected = {f"{source}/{adapter}" for source in ("raw_video", "frame_cache")
+                for adapter in ("tf.data", "pydataset")}
+    assert expected <= set(rows)
+    for name in expected:
+        assert set(rows[name]) == {"workers_1", "workers_2", "scaling"}
+        assert rows[name]["scaling"] == pytest.approx(rows[name]["workers_2"] / rows[name]["workers_1"], rel=0.02)
