@@ -99,6 +99,7 @@ def classify_live(
     open_timeout: float = DEFAULT_OPEN_TIMEOUT_S,
     read_timeout: float = DEFAULT_READ_TIMEOUT_S,
     stop: threading.Event | None = None,
+    warm_up: bool = True,
 ) -> Iterator[LiveResult]:
     """Classifies a live source window by window, as the frames come.
 
@@ -122,6 +123,9 @@ def classify_live(
         open_timeout: float > 0. Seconds the source has to open.
         read_timeout: float > 0. Seconds the source has for each next frame.
         stop: an event; once set, the results end after the current window.
+        warm_up: bool. Run the classifier once on a black window before the
+            source opens, so that building its graph is not paid by the
+            first frames (which a live source would drop). Defaults to `True`.
 
     Yields:
         One `LiveResult` per window, until the source ends (a last window
@@ -144,7 +148,7 @@ def classify_live(
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "v.avi"
     >>> write_video(path, np.full((8, 32, 32, 3), 255, np.uint8), fps=8)
     >>> results = classify_live(Brightness(), path, window=4, size=(32, 32),
-    ...                         labels=["dark", "bright"], threshold=0.9)
+    ...                         labels=["dark", "bright"], threshold=0.9, warm_up=False)
     >>> [(r.time, r.label) for r in results]
     [(0.375, 'bright'), (0.875, 'bright')]
     """
@@ -158,10 +162,13 @@ def classify_live(
                       open_timeout=open_timeout, read_timeout=read_timeout)
     # Arguments are checked above, when called; the source opens on the first result.
     return _results(classifier, live, window=window, smoother=smoother, labels=labels,
-                    threshold=threshold, top_k=top_k, stop=stop)
+                    threshold=threshold, top_k=top_k, stop=stop, warm_up=warm_up)
 
 
-def _results(classifier, live, *, window, smoother, labels, threshold, top_k, stop):
+def _results(classifier, live, *, window, smoother, labels, threshold, top_k, stop, warm_up):
+    if warm_up:
+        classifier.reset()
+        classifier.update(np.zeros((1, window, *live.size, 3), np.uint8))
     with live:
         while not (stop is not None and stop.is_set()):
             frames = live.take(window, stop=stop)

@@ -78,3 +78,17 @@ def test_tap_motion_reports_every_tap_and_class():
         assert set(report[tap]) == {"still", "move_left"}
         # A translation moves the averaged taps more than a still clip's noise does.
         assert report[tap]["move_left"] > report[tap]["still"] > 0
+
+
+@pytest.mark.slow
+def test_live_latency_bench_reports_latency_and_drops():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "bench/live.py", "--seconds", "2", "--models", "tiny"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tiny = json.loads(result.stdout)["models"]["tiny"]
+    assert tiny["answers"] == 2  # windows of 8 frames at 8 fps: one answer per second
+    assert tiny["frames_kept"] == 16 and 0 <= tiny["frames_dropped"] <= 16
+    assert 0 <= tiny["latency_ms"]["p50"] <= tiny["latency_ms"]["p99"]

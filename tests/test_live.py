@@ -124,7 +124,8 @@ def test_realtime_file_drops_what_a_slow_model_has_no_time_for(tmp_path):
             time.sleep(0.25)
             return np.array([[0.5, 0.5]])
 
-    results = list(classify_live(Slow(), path, window=4, size=SIZE, realtime=True))
+    results = list(classify_live(Slow(), path, window=4, size=SIZE, realtime=True,
+                                 warm_up=False))
     assert results[-1].dropped > 0
     for numbers in windows:  # each window is consecutive frames: the newest ones buffered
         assert numbers == list(range(numbers[0], numbers[0] + 4))
@@ -147,7 +148,7 @@ def test_stop_ends_the_results_and_the_reader(tmp_path):
             return np.array([[0.2, 0.8]])
 
     results = list(classify_live(Model(), path, window=4, size=SIZE, realtime=True,
-                                 labels=["a", "b"], threshold=0.9, stop=stop))
+                                 labels=["a", "b"], threshold=0.9, stop=stop, warm_up=False))
     assert [(r.label, r.score) for r in results] == [(None, 0.8)]  # under the threshold
     assert not [t for t in threading.enumerate() if t.name.startswith("LiveSource(")]
 
@@ -165,7 +166,7 @@ def test_smoothing_averages_the_last_seconds(tmp_path):
             return np.array([next(answers)])
 
     results = list(classify_live(Model(), path, window=8, size=SIZE, smooth=1.5,
-                                 labels=["a", "b"]))
+                                 labels=["a", "b"], warm_up=False))
     assert [r.time for r in results] == [0.875, 1.875, 2.875]
     assert [r.top_k[0] for r in results] == [("a", 1.0), ("a", 0.5), ("b", 1.0)]
 
@@ -221,25 +222,40 @@ def test_fifo_with_no_writer_ends_after_the_open_timeout(tmp_path):
     assert str(error) == f"{fifo}: no data within 0.5 s (no writer, or it sends nothing)"
 
 
-def test_fifo_whose_writer_stalls_ends_after_the_read_timeout(tmp_path):
+def _read_from_a_failing_writer(tmp_path, trickle):
+    """The SourceError of reading a FIFO whose writer sends half a video, then
+    holds it open silent (`trickle=False`) or sends a byte per 0.1 s."""
     video, fifo = tmp_path / "v.avi", tmp_path / "camera.fifo"
     write_video(video, indexed_frames(30, 64, 64), fps=30, codec="mjpeg")
     data = video.read_bytes()
     os.mkfifo(fifo)
     release = threading.Event()
 
-    def writer():  # sends the header and some frames, then holds the FIFO open, silent
-        with open(fifo, "wb") as out:
+    def writer():
+        with open(fifo, "wb", buffering=0) as out:
             out.write(data[: len(data) // 2])
-            out.flush()
+            for byte in data[len(data) // 2:] if trickle else ():
+                if release.wait(0.1):
+                    return
+                out.write(bytes([byte]))
             release.wait(HANG_S)
 
     threading.Thread(target=writer, daemon=True).start()
     try:
-        error = _fails_in_time(lambda: _read_all(fifo))
+        return fifo, _fails_in_time(lambda: _read_all(fifo))
     finally:
         release.set()
+
+
+def test_fifo_whose_writer_stalls_ends_after_the_read_timeout(tmp_path):
+    fifo, error = _read_from_a_failing_writer(tmp_path, trickle=False)
     assert str(error) == f"{fifo}: no data within 0.5 s (the writer stalled)"
+
+
+def test_fifo_that_trickles_bytes_but_no_frame_ends_after_the_read_timeout(tmp_path):
+    # Every read gets a byte in time, but a frame never completes.
+    fifo, error = _read_from_a_failing_writer(tmp_path, trickle=True)
+    assert str(error) == f"{fifo}: no frame for over 0.5 s (the source stalled or went away)"
 
 
 def test_fifo_with_a_writer_is_read_to_its_end(tmp_path):

@@ -379,6 +379,8 @@ class LiveSource:
         except (av.error.FFmpegError, OSError) as err:
             error = SourceError(self.name, (
                 f"the source failed after {self._buffer.received} frames ({_reason(err, self)})"))
+        except Exception as err:  # noqa: BLE001 -- the thread's last stop: the consumer raises it
+            error = SourceError(self.name, f"reading failed ({type(err).__name__}: {err})")
         finally:
             if container is not None:
                 container.close()
