@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from mrrn_keras.data.live import DEFAULT_OPEN_TIMEOUT_S, DEFAULT_READ_TIMEOUT_S, LiveSource
-from mrrn_keras.validation import check_int, check_seconds
+from mrrn_keras.validation import check_int, check_number
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +73,7 @@ class Smoother:
     """
 
     def __init__(self, seconds: float):
-        self.seconds = check_seconds("seconds", seconds, zero=True)
+        self.seconds = check_number("seconds", seconds, zero=True)
         self._recent = collections.deque()
 
     def add(self, time: float, probabilities: np.ndarray) -> np.ndarray:
@@ -154,7 +154,7 @@ def classify_live(
     """
     window = check_int("window", window)
     top_k = check_int("top_k", top_k)
-    smoother = Smoother(smooth)
+    smoother = Smoother(check_number("smooth", smooth, zero=True))
     ok = isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
     if not ok or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"`threshold` must be a number in [0, 1]. Received: threshold={threshold!r}")

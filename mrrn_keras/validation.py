@@ -50,8 +50,8 @@ def check_int(name: str, value, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_seconds(name: str, value, *, zero: bool = False) -> float:
-    """Checks that `value` is a finite number of seconds, > 0 (or >= 0 with `zero`).
+def check_number(name: str, value, *, zero: bool = False) -> float:
+    """Checks that `value` is a finite number, > 0 (or >= 0 with `zero`).
 
     Args:
         name: str. The argument's name, for the message.
@@ -66,19 +66,17 @@ def check_seconds(name: str, value, *, zero: bool = False) -> float:
 
     Example:
 
-    >>> check_seconds("timeout", 2)
+    >>> check_number("timeout", 2)
     2.0
-    >>> check_seconds("smooth", -1, zero=True)
+    >>> check_number("smooth", -1, zero=True)
     Traceback (most recent call last):
     ...
-    ValueError: `smooth` must be a finite number of seconds >= 0. Received: smooth=-1
+    ValueError: `smooth` must be a finite number >= 0. Received: smooth=-1
     """
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
         bound = ">= 0" if zero else "> 0"
-        raise ValueError(
-            f"`{name}` must be a finite number of seconds {bound}. Received: {name}={value!r}"
-        )
+        raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
     return float(value)
 
 

@@ -292,7 +292,7 @@ def test_cli_bad_live_options_are_usage_errors(tmp_path, capsys):
     assert main(["predict", "--stream", "--realtime", str(video), str(video)]) == 2
     assert "one source" in capsys.readouterr().err
     assert main(["predict", "--stream", "--realtime", str(video), "--smooth", "-1"]) == 2
-    assert "`seconds` must be a finite number of seconds >= 0" in capsys.readouterr().err
+    assert "`smooth` must be a finite number >= 0. Received: smooth=-1.0" in capsys.readouterr().err
 
 
 def test_cli_realtime_file_with_the_bundled_checkpoint(tmp_path, capsys):

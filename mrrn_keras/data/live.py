@@ -41,7 +41,7 @@ import threading
 import time
 
 from mrrn_keras.errors import SourceError
-from mrrn_keras.validation import check_image_size, check_int, check_seconds
+from mrrn_keras.validation import check_image_size, check_int, check_number
 
 DEFAULT_OPEN_TIMEOUT_S = 10.0
 DEFAULT_READ_TIMEOUT_S = 10.0
@@ -140,7 +140,7 @@ class LatestFrames:
             BaseException: the error the buffer was closed with.
         """
         n = check_int("n", n)
-        timeout = check_seconds("timeout", timeout)
+        timeout = check_number("timeout", timeout)
         with self._cond:
             deadline = time.monotonic() + timeout
             seen = self.received
@@ -262,10 +262,10 @@ class LiveSource:
     ):
         self.name = os.fspath(source)
         self.size = check_image_size("size", size)
-        self.fps = None if fps is None else check_seconds("fps", fps)
+        self.fps = None if fps is None else check_number("fps", fps)
         self.realtime = bool(realtime)
-        self.open_timeout = check_seconds("open_timeout", open_timeout)
-        self.read_timeout = check_seconds("read_timeout", read_timeout)
+        self.open_timeout = check_number("open_timeout", open_timeout)
+        self.read_timeout = check_number("read_timeout", read_timeout)
         self.is_file = os.path.isfile(self.name)
         if drop is None:
             drop = self.realtime or not self.is_file
