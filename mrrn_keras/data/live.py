@@ -164,7 +164,7 @@ class LatestFrames:
 class _FifoFile(io.RawIOBase):
     """A FIFO read without blocking: each read waits in `poll` under a deadline.
 
-    Reads before `opened()` share the open deadline; later ones each get
+    Reads before `mark_opened()` share the open deadline; later ones each get
     `read_timeout`. A missed deadline raises `SourceError` once; later reads
     return end of file, so FFmpeg winds down quietly.
     """
@@ -180,7 +180,7 @@ class _FifoFile(io.RawIOBase):
         self._opened = False
         self.error = None
 
-    def opened(self) -> None:
+    def mark_opened(self) -> None:
         self._opened = True
 
     def readable(self) -> bool:
@@ -244,6 +244,7 @@ class LiveSource:
         read_timeout: float > 0. Seconds the source has for each next frame.
 
     Attributes:
+        opened: bool. Whether the source has opened.
         dropped: int. Frames read but dropped before they were taken.
         read: int. Frames put into the buffer (kept by `fps`).
     """
@@ -272,7 +273,7 @@ class LiveSource:
         self._buffer = LatestFrames(capacity, drop=drop)
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._opened = False
+        self.opened = False
         self._failure = None
         self._thread = None
 
@@ -304,7 +305,7 @@ class LiveSource:
         if not self._ready.wait(self.open_timeout + _GRACE_S):
             self.close()
             raise SourceError(self.name, f"did not open within {self.open_timeout:g} s")
-        if not self._opened:
+        if not self.opened:
             self.close()
             raise self._failure or SourceError(self.name, "closed before it opened")
 
@@ -370,8 +371,8 @@ class LiveSource:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             if fifo is not None:
-                fifo.opened()
-            self._opened = True
+                fifo.mark_opened()
+            self.opened = True
             self._ready.set()
             self._pump(container, stream)
         except SourceError as err:
@@ -427,6 +428,6 @@ def _reason(err: BaseException, source: LiveSource) -> str:
     import av.error
 
     if isinstance(err, av.error.ExitError):
-        return (f"no answer within {source.open_timeout:g} s to open or "
-                f"{source.read_timeout:g} s to read")
+        return (f"no data for {source.read_timeout:g} s" if source.opened else
+                f"no answer within {source.open_timeout:g} s")
     return " ".join(str(err).split()) or type(err).__name__
