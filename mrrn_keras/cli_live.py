@@ -57,14 +57,17 @@ def wants_live(args: argparse.Namespace) -> bool:
 def stream_classifier(args: argparse.Namespace):
     """`(classifier, (height, width), labels, frames per clip, fps or None)` for --stream.
 
-    `--model` runs an exported streaming file (its clip: the LiteRT chunk,
-    else `--chunk`); otherwise `--variant`'s Keras model.
+    `--model` runs an exported streaming file on every frame, in windows of
+    `--chunk` frames (rounded up to a multiple of a LiteRT file's fixed
+    chunk); otherwise `--variant`'s Keras model, in windows of its entry's
+    frames per clip at its frame rate.
     """
     if args.model:
         from mrrn_keras.deploy.runtime import ExportedStream
 
         classifier = ExportedStream(args.model)
-        window = classifier.chunk_frames or args.chunk
+        piece = classifier.chunk_frames or 1
+        window = -(-args.chunk // piece) * piece
         return classifier, classifier.frame_shape, classifier.labels, window, None
     from mrrn_keras.streaming import StreamingClassifier
     from mrrn_keras.zoo import load_for_inference

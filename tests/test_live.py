@@ -172,6 +172,27 @@ def test_smoothing_averages_the_last_seconds(tmp_path):
     assert [r.top_k[0] for r in results] == [("a", 1.0), ("a", 0.5), ("b", 1.0)]
 
 
+@pytest.mark.multi_backend
+def test_each_window_is_judged_on_its_own_frames(tmp_path):
+    from mrrn_keras import MRRN
+    from mrrn_keras.data.video import read_frames
+    from mrrn_keras.streaming import StreamingClassifier
+
+    model = MRRN(3, backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=1,
+                 image_size=SIZE)
+    path = tmp_path / "v.avi"
+    write_video(path, np.random.default_rng(0).integers(0, 256, (12, *SIZE, 3), np.uint8),
+                fps=8, codec="mjpeg")
+    results = list(classify_live(StreamingClassifier(model), path, window=4, size=SIZE,
+                                 top_k=3, labels=["a", "b", "c"]))
+    # (12, H, W, 3) -> (3 windows, 4, H, W, 3): the model on each window alone
+    expected = np.asarray(model.predict(read_frames(path).reshape(3, 4, *SIZE, 3), verbose=0))
+    assert len(results) == 3
+    for result, probabilities in zip(results, expected):
+        np.testing.assert_allclose(dict(result.top_k)["b"], probabilities[1], atol=1e-5)
+        assert result.label == "abc"[int(np.argmax(probabilities))]
+
+
 # === sources that never answer ===
 
 
