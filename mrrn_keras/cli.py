@@ -9,6 +9,8 @@ subcommand is a new row and its two functions.
     mrrn info NAME|FOLDER|URL|hf://OWNER/REPO[@REVISION]
     mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json]
                  [--stream [--chunk N] [--model PATH] [--source URL]]
+                 [--realtime] [--smooth SECONDS] [--threshold P] [--open_timeout S]
+                 [--read_timeout S]
     mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
                 [--format savedmodel|litert|onnx] [--stream] [--quantize dynamic|int8]
 
@@ -34,7 +36,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-from mrrn_keras import __version__, cli_training  # noqa: E402
+from mrrn_keras import __version__, cli_live, cli_training  # noqa: E402
 from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
 from mrrn_keras.text import printable  # noqa: E402
 
@@ -164,8 +166,10 @@ def _predict_arguments(parser):
                              "folder or stream.tflite from `mrrn export --stream`) and print a "
                              "per-chunk timeline")
     parser.add_argument("--source", metavar="FILE_URL_OR_DEVICE",
-                        help="with --stream: read frames from a file, a stream URL or a camera "
-                             "(e.g. /dev/video0), wherever FFmpeg can; prints a per-chunk timeline")
+                        help="with --stream: read frames from a file, a stream URL, a FIFO or a "
+                             "camera (e.g. /dev/video0), wherever FFmpeg can; a file prints a "
+                             "per-chunk timeline, anything else runs live (see below)")
+    cli_live.live_arguments(parser)
 
 
 def _predict(args) -> int:
@@ -181,6 +185,8 @@ def _predict(args) -> int:
     if args.top_k < 1:
         print(f"mrrn predict: --top_k must be >= 1, got {args.top_k}", file=sys.stderr)
         return 2
+    if cli_live.wants_live(args):
+        return cli_live.predict_live(args)
     if args.stream and (args.model or args.source):
         return _predict_timeline(args)
     videos = args.videos
@@ -226,7 +232,7 @@ def _predict(args) -> int:
 
 def _predict_timeline(args) -> int:
     """`predict --stream` with --model or --source: one line per chunk."""
-    from mrrn_keras.deploy.runtime import ExportedStream, stream_timeline
+    from mrrn_keras.deploy.runtime import stream_timeline
     from mrrn_keras.errors import VideoError
     from mrrn_keras.predict import sample_clip_path
 
@@ -236,17 +242,7 @@ def _predict_timeline(args) -> int:
     sources = ([args.source] if args.source else []) + list(args.videos)
     if not sources:
         sources = [str(sample_clip_path())]
-    if args.model:
-        classifier = ExportedStream(args.model)
-        size, labels = classifier.frame_shape, classifier.labels
-    else:
-        from mrrn_keras.streaming import StreamingClassifier
-        from mrrn_keras.zoo import check_trained, load_mrrn, variant_info
-
-        info = variant_info(args.variant)
-        check_trained(info)
-        classifier = StreamingClassifier(load_mrrn(args.variant))
-        size, labels = (info.input["height"], info.input["width"]), info.labels
+    classifier, size, labels, _, _ = cli_live.stream_classifier(args)
     failed = False
     for source in sources:
         try:

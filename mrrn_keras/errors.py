@@ -19,6 +19,10 @@ class VideoError(MRRNError, ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class SourceError(VideoError):
+    """A live source (camera, stream URL, FIFO, paced file) did not open, stalled or died."""
+
+
 class DatasetError(MRRNError, ValueError):
     """A dataset index (split file, CSV, folder layout) is malformed."""
 

@@ -9,6 +9,7 @@ be at least 1x1.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 # Smallest frame height and width: the stride-32 `high` tap is then at least 1x1.
@@ -47,6 +48,36 @@ def check_int(name: str, value, *, minimum: int = 1) -> int:
         expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
     return int(value)
+
+
+def check_number(name: str, value, *, zero: bool = False) -> float:
+    """Checks that `value` is a finite number, > 0 (or >= 0 with `zero`).
+
+    Args:
+        name: str. The argument's name, for the message.
+        value: the value to check (an int or a float, not a bool).
+        zero: bool. Whether 0 is valid. Defaults to `False`.
+
+    Returns:
+        `value` as a Python `float`.
+
+    Raises:
+        ValueError: naming the argument and the received value.
+
+    Example:
+
+    >>> check_number("timeout", 2)
+    2.0
+    >>> check_number("smooth", -1, zero=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: `smooth` must be a finite number >= 0. Received: smooth=-1
+    """
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        bound = ">= 0" if zero else "> 0"
+        raise ValueError(f"`{name}` must be a finite number {bound}. Received: {name}={value!r}")
+    return float(value)
 
 
 def check_choice(name: str, value, valid):

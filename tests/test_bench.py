@@ -97,3 +97,16 @@ def test_pipeline_bench_reports_every_adapter_source_and_worker_count():
     for name in expected:
         assert set(rows[name]) == {"workers_1", "workers_2", "scaling"}
         assert rows[name]["scaling"] == pytest.approx(rows[name]["workers_2"] / rows[name]["workers_1"], rel=0.02)
+
+
+def test_live_latency_bench_reports_latency_and_drops():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "bench/live.py", "--seconds", "2", "--models", "tiny"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    tiny = json.loads(result.stdout)["models"]["tiny"]
+    assert tiny["answers"] == 2  # windows of 8 frames at 8 fps: one answer per second
+    assert tiny["frames_kept"] == 16 and 0 <= tiny["frames_dropped"] <= 16
+    assert 0 <= tiny["latency_ms"]["p50"] <= tiny["latency_ms"]["p99"]

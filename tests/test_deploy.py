@@ -156,6 +156,15 @@ def test_cli_exports_litert_stream_and_predicts_from_it(tmp_path, capsys):
     assert label == load_mrrn(VARIANT).class_names[int(np.argmax(expected))]
     np.testing.assert_allclose(p, expected.max(), atol=1e-4)
 
+    # Live, at the file's own rate: windows of --chunk frames, each judged on its own.
+    assert main(["predict", "--stream", "--realtime", "--model", path, str(video), "--chunk", "4",
+                 "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    windows = load_mrrn(VARIANT).predict(decoded.reshape(2, 4, 64, 64, 3), verbose=0)
+    assert len(rows) == 2
+    for row, expected in zip(rows, windows):
+        np.testing.assert_allclose(row["top_k"][0][1], expected.max(), atol=1e-4)
+
 
 def test_predict_source_that_cannot_open(capsys):
     assert main(["predict", "--stream", "--source", "rtsp://127.0.0.1:9/none"]) == 1

@@ -3,8 +3,8 @@
 `ExportedStream` has the interface of `mrrn_keras.streaming.
 StreamingClassifier` (`reset`, `update`, `frames_seen`), so the same
 chunk loop drives a Keras model or an exported file. `iter_source_chunks`
-reads frames from a video file, a stream URL (rtsp://, http://, ...) or a
-camera device, wherever FFmpeg (PyAV) can open it.
+reads frames from a video file, a stream URL (rtsp://, http://, ...), a FIFO
+or a camera device, wherever FFmpeg (PyAV) can open it.
 """
 
 import json
@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from mrrn_keras.errors import VideoError
 
 INIT_SIGNATURE = "init_states"
 STEP_SIGNATURE = "step"
@@ -100,42 +99,28 @@ class ExportedStream:
 
 
 def iter_source_chunks(source: str, chunk_len: int, *, size) -> Iterator[np.ndarray]:
-    """Frames of a file, stream URL or camera in chunks `(n, H, W, 3)` uint8.
+    """Frames of a file, stream URL, FIFO or camera in chunks `(n, H, W, 3)` uint8.
 
     A path to an existing file goes through `mrrn_keras.data.video.
-    iter_frame_chunks`; anything else is handed to FFmpeg (`av.open`): a
-    URL, or a device such as `/dev/video0` (opened with the `v4l2` format).
-    A live source is read until it ends or the caller stops.
+    iter_frame_chunks`; anything else through `mrrn_keras.data.live.
+    LiveSource` (FFmpeg by name, a FIFO read under deadlines, a device such
+    as `/dev/video0` with the `v4l2` format), every frame kept: it is read
+    until it ends or the caller stops.
 
     Raises:
-        VideoError: the source cannot be opened or has no video stream.
+        VideoError: the file cannot be read.
+        SourceError: the source did not open within 10 s, gave no frame
+            for 10 s, has no video stream or failed.
     """
+    from mrrn_keras.data.live import LiveSource
     from mrrn_keras.data.video import iter_frame_chunks
 
     if os.path.isfile(source):
         yield from iter_frame_chunks(source, chunk_len, size=size)
         return
-    import av
-
-    options = {"format": "v4l2"} if source.startswith("/dev/video") else {}
-    try:
-        container = av.open(source, mode="r", timeout=10.0, **options)
-    except (av.error.FFmpegError, OSError) as err:
-        raise VideoError(source, f"cannot open the source ({' '.join(str(err).split())})") from err
-    try:
-        if not container.streams.video:
-            raise VideoError(source, "no video stream")
-        height, width = size
-        chunk = []
-        for frame in container.decode(container.streams.video[0]):
-            chunk.append(frame.to_ndarray(format="rgb24", height=height, width=width))
-            if len(chunk) == chunk_len:
-                yield np.stack(chunk)
-                chunk = []
-        if chunk:
-            yield np.stack(chunk)
-    finally:
-        container.close()
+    with LiveSource(source, size=size, capacity=chunk_len, drop=False) as live:
+        while chunk := live.take(chunk_len):
+            yield np.stack([frame.image for frame in chunk])  # (n, H, W, 3)
 
 
 def stream_timeline(classifier, source: str, *, chunk_len: int, size, labels, top_k: int = 1):
