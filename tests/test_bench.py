@@ -99,6 +99,7 @@ def test_pipeline_bench_reports_every_adapter_source_and_worker_count():
         assert rows[name]["scaling"] == pytest.approx(rows[name]["workers_2"] / rows[name]["workers_1"], rel=0.02)
 
 
+@pytest.mark.slow
 def test_live_latency_bench_reports_latency_and_drops():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
