@@ -62,7 +62,11 @@ setup(
             # Writes the safetensors files the ImageNet conversion tests read
             # (the package reads them itself, without it).
             "safetensors>=0.4",
+            # Runs .tflite files where TensorFlow is absent (tests block its import).
+            "ai-edge-litert>=2.0",
         ],
+        # Running exported .tflite files without TensorFlow (JAX/PyTorch machines).
+        "litert": ["ai-edge-litert>=2.0"],
         # Test-only: checks the ImageNet weight conversion against torchvision
         # itself (tests/test_imagenet.py) and regenerates its reference
         # (tests/fixtures/make_torchvision_reference.py). CI runs without it.

@@ -127,6 +127,9 @@ def evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=int, default=1, help="clips per video (scores averaged)")
     parser.add_argument("--crops", type=int, choices=(1, 3), default=1, help="crops per clip")
     parser.add_argument("--batch_size", type=int, default=8, help="clips per batch")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="threads decoding clips (default: tf.data's AUTOTUNE under "
+                             "TensorFlow, the CPUs otherwise)")
     parser.add_argument("--out_dir", default=None,
                         help="folder for metrics.json and the confusion PNG")
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -158,7 +161,7 @@ def evaluate(args) -> int:
     )
     spec = resolve_clip_spec(config, spec_input, fixed_size=getattr(model, "image_size", None))
     metrics = run(model, source, spec, batch_size=args.batch_size, num_clips=args.clips,
-                  num_crops=args.crops, out_dir=args.out_dir)
+                  num_crops=args.crops, out_dir=args.out_dir, workers=args.workers)
     if args.json:
         print(json.dumps(metrics, indent=2))
     else:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import logging
 import os
@@ -42,12 +43,12 @@ import shutil
 import time
 
 import keras
-import tensorflow as tf
 
 from mrrn_keras.data.cache import open_cache
+from mrrn_keras.data.clips import Augment, ClipSpec, SkippedVideos
 from mrrn_keras.data.datasets import read_dataset, split_by_group, video_groups
-from mrrn_keras.data.pipeline import Augment, ClipSpec, SkippedVideos, clip_dataset
-from mrrn_keras.distribute import is_chief, make_strategy, task_name
+from mrrn_keras.data.loader import make_clip_data
+from mrrn_keras.distribute import data_parallel_devices, is_chief, make_strategy, run_scope, task_name
 from mrrn_keras.errors import ConfigError, RunFolderError
 from mrrn_keras.files import write_whole
 from mrrn_keras.finetune_config import FinetuneConfig
@@ -78,7 +79,10 @@ def op_determinism(enabled: bool):
     `tf.config.experimental.enable_op_determinism` is process-wide and has no
     public inverse; the previous state is put back through TensorFlow's
     internal switch so one deterministic run does not slow the rest of a
-    process down. With `enabled=False` nothing changes.
+    process down. With `enabled=False`, or under another Keras backend
+    (JAX's CPU kernels are deterministic; on a GPU set
+    `XLA_FLAGS=--xla_gpu_deterministic_ops=true` before starting), nothing
+    changes.
 
     Args:
         enabled: bool. Turn op determinism on for the block.
@@ -86,9 +90,12 @@ def op_determinism(enabled: bool):
     Example:
 
     >>> with op_determinism(True):
-    ...     tf.config.experimental.enable_op_determinism is not None
-    True
+    ...     pass
     """
+    if not enabled or keras.backend.backend() != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
     from tensorflow.python.framework import config as tf_config
 
     before = tf_config.is_op_determinism_enabled()
@@ -248,6 +255,10 @@ def _multi_worker_compat(model, strategy, dataset) -> None:
        each log as a 1-vector, which that reduction turns back into a scalar.
     Other strategies are left alone.
     """
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return
     with strategy.scope():
@@ -355,6 +366,25 @@ class _AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         write_whole(self._training_metadata_path, write_metadata)
 
 
+def _resume_epoch(backup_dir: pathlib.Path, first_epoch: int) -> int:
+    """The epoch a phase's `fit` starts at: the one its backup names, else `first_epoch`."""
+    try:
+        return int(json.loads((backup_dir / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return first_epoch
+
+
+def _tensorflow_importable() -> bool:
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _is_tf_dataset(data) -> bool:
+    return type(data).__module__.startswith("tensorflow")
+
+
 def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
     callbacks = [
         # First: with on_error="raise" it stops the run before progress is saved.
@@ -363,9 +393,10 @@ def _callbacks(out, backup_dir, skipped, with_validation, epochs, steps):
         # writing its outputs resumes there instead of training again.
         _AtomicBackupAndRestore(str(backup_dir), delete_checkpoint=False),
         keras.callbacks.CSVLogger(str(out / "log.csv"), append=True),
-        keras.callbacks.TensorBoard(str(out / "tensorboard")),
         EpochLog(epochs, steps),
     ]
+    if _tensorflow_importable():  # Keras writes TensorBoard logs with tf.summary
+        callbacks.insert(3, keras.callbacks.TensorBoard(str(out / "tensorboard")))
     if with_validation:
         callbacks.append(
             keras.callbacks.ModelCheckpoint(
@@ -419,6 +450,13 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     try:
         keras.utils.set_random_seed(config.seed)
         strategy = make_strategy(config.strategy, tpu=config.tpu)
+        with run_scope(strategy):
+            devices = data_parallel_devices()
+        if config.batch_size % devices:
+            raise ConfigError(
+                f"`batch_size` must be a multiple of the {devices} devices data parallelism "
+                f"splits each batch between. Received: batch_size={config.batch_size}"
+            )
         with strategy.scope():
             if build_model is not None:
                 model = build_model(len(class_names), class_names)
@@ -428,35 +466,44 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         # One count per source: a file is reported once however often it is read.
         skipped = {"train": SkippedVideos(), "validation": SkippedVideos(), "test": SkippedVideos()}
         augment = Augment(scale=(config.min_scale, 1.0), flip=config.flip) if config.augment else None
-        train_ds = clip_dataset(
-            train_src, spec, training=True, batch_size=config.batch_size, augment=augment,
-            on_error=config.on_error, skipped=skipped["train"], label_keys=keys, seed=config.seed,
-        )
-        val_ds = None
+        num_train = _num_videos(train_src)
+
+        def train_data(backup_dir, first_epoch):
+            # Batches are a function of (seed, epoch, index): a resumed phase starts
+            # from the epoch its backup names, so it sees the clips it would have seen.
+            data = make_clip_data(
+                train_src, spec, training=True, batch_size=config.batch_size, augment=augment,
+                on_error=config.on_error, skipped=skipped["train"], label_keys=keys,
+                seed=config.seed, epoch=_resume_epoch(backup_dir, first_epoch),
+                workers=config.workers,
+            )
+            # tf.data: a fixed epoch length over a repeated stream (skipped videos leave
+            # the cardinality unknown, and every multi-worker replica must take the
+            # same number of steps). The loader has a length of its own.
+            if _is_tf_dataset(data):
+                return data.repeat(), {"steps_per_epoch": max(1, num_train // config.batch_size)}
+            return data, {}
+
+        val_data = None
         if val_src is not None:
-            val_ds = clip_dataset(
+            val_data = make_clip_data(
                 val_src, spec, training=False, batch_size=config.batch_size,
                 on_error=config.on_error, skipped=skipped["validation"], label_keys=keys,
-                with_video_ids=False,
+                with_video_ids=False, workers=config.workers,
             )
-            # A known length: Keras warns "ran out of data" after every pass over a
-            # dataset of unknown length (skippable videos make it so). A skipped
-            # video's place is taken by the first ones again.
-            val_ds = val_ds.repeat().take(-(-_num_videos(val_src) // config.batch_size))
-        num_train = _num_videos(train_src)
-        # A fixed epoch length over a repeated stream: skipped videos leave the
-        # cardinality unknown, and every multi-worker replica must take the
-        # same number of steps.
+            if _is_tf_dataset(val_data):
+                # A known length: Keras warns "ran out of data" after every pass over a
+                # dataset of unknown length (skippable videos make it so). A skipped
+                # video's place is taken by the first ones again.
+                val_data = val_data.repeat().take(-(-_num_videos(val_src) // config.batch_size))
         steps_per_epoch = max(1, num_train // config.batch_size)
-        train_ds = train_ds.repeat()
         # Files skipped before a restart, so they are still reported after it.
         skipped_log = backup_root / "skipped_train.json"
         if skipped_log.exists():
             for path, reason in json.loads(skipped_log.read_text()).items():
                 skipped["train"].add(path, reason)
             skipped["train"].take()  # counted in the run, not in the next epoch's report
-        fit_args = dict(validation_data=val_ds, steps_per_epoch=steps_per_epoch, verbose=0,
-                        shuffle=False)
+        fit_args = dict(validation_data=val_data, verbose=0, shuffle=False)
 
         start = time.time()
         if config.warmup_epochs:
@@ -468,12 +515,15 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                 _set_trunks_trainable(model, False)
                 with strategy.scope():
                     _compile(model, config, config.learning_rate)
-                _multi_worker_compat(model, strategy, train_ds)
-                model.fit(
-                    train_ds, epochs=config.warmup_epochs, **fit_args,
-                    callbacks=_callbacks(out, backup_root / "warmup", skipped,
-                                         val_ds is not None, config.epochs, steps_per_epoch),
-                )
+                data, steps = train_data(backup_root / "warmup", 0)
+                _multi_worker_compat(model, strategy, data)
+                with run_scope(strategy):
+                    model.fit(
+                        data, epochs=config.warmup_epochs, **fit_args, **steps,
+                        callbacks=_callbacks(out, backup_root / "warmup", skipped,
+                                             val_data is not None, config.epochs,
+                                             steps_per_epoch),
+                    )
                 _set_trunks_trainable(model, True)
                 # Renamed into place: a kill mid-write must not leave a "done" that cannot load.
                 write_whole(done, lambda tmp: model.save_weights(str(tmp)))
@@ -486,17 +536,20 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         )
         with strategy.scope():
             _compile(model, config, schedule)
-        _multi_worker_compat(model, strategy, train_ds)
-        model.fit(
-            train_ds, epochs=config.epochs, initial_epoch=config.warmup_epochs, **fit_args,
-            callbacks=_callbacks(out, backup_root / "main", skipped, val_ds is not None,
-                                 config.epochs, steps_per_epoch),
-        )
+        data, steps = train_data(backup_root / "main", config.warmup_epochs)
+        _multi_worker_compat(model, strategy, data)
+        with run_scope(strategy):
+            model.fit(
+                data, epochs=config.epochs, initial_epoch=config.warmup_epochs, **fit_args,
+                **steps, callbacks=_callbacks(out, backup_root / "main", skipped,
+                                              val_data is not None, config.epochs,
+                                              steps_per_epoch),
+            )
         seconds = time.time() - start
         backup_root.mkdir(parents=True, exist_ok=True)
         skipped_log.write_text(json.dumps(skipped["train"].files))
         selection = {"method": "last_epoch"}
-        if val_ds is not None and (out / "best.weights.h5").exists():
+        if val_data is not None and (out / "best.weights.h5").exists():
             model.load_weights(str(out / "best.weights.h5"))
             log = read_training_log(out / "log.csv").get(BEST_MONITOR, [])
             selection = {
@@ -508,13 +561,14 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
 
         logger.info("Evaluating on the test split (%d videos, %d view(s) each)",
                     _num_videos(test_src), config.eval_clips * config.eval_crops)
-        eval_ds = clip_dataset(
+        eval_data = make_clip_data(
             test_src, spec, training=False, batch_size=config.batch_size,
             num_clips=config.eval_clips, num_crops=config.eval_crops,
-            on_error=config.on_error, skipped=skipped["test"],
+            on_error=config.on_error, skipped=skipped["test"], workers=config.workers,
         )
         try:
-            metrics = evaluate_videos(model, eval_ds, class_names)
+            with run_scope(strategy):
+                metrics = evaluate_videos(model, eval_data, class_names)
         finally:  # the unreadable video that ended the stream, if any, comes first
             skipped["test"].raise_error()
     finally:
@@ -585,19 +639,22 @@ def evaluate(
     num_crops: int = 1,
     on_error: str = "skip",
     out_dir=None,
+    workers: int | None = None,
 ) -> dict:
     """Video-level evaluation of a model on a `VideoIndex` or `FrameCache`.
 
     Writes `metrics.json` and `confusion_matrix.png` into `out_dir` if given.
+    Clips come from `mrrn_keras.data.loader.make_clip_data` (tf.data under
+    TensorFlow, the TensorFlow-free loader otherwise), `workers` at a time.
 
     Returns:
         The metrics of `mrrn_keras.training.evaluate_videos`, plus
         `skipped_videos`.
     """
     skipped = SkippedVideos()
-    ds = clip_dataset(
+    ds = make_clip_data(
         source, spec, training=False, batch_size=batch_size, num_clips=num_clips,
-        num_crops=num_crops, on_error=on_error, skipped=skipped,
+        num_crops=num_crops, on_error=on_error, skipped=skipped, workers=workers,
     )
     class_names = tuple(class_names or source.class_names)
     try:

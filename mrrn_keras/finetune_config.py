@@ -65,8 +65,14 @@ class FinetuneConfig:
             direction-sensitive labels such as left/right).
         eval_clips, eval_crops: views per video in the final evaluation.
         mixed_precision: bool. `mixed_float16` compute. Defaults to False.
-        strategy: str. One of `STRATEGIES`. Defaults to "default".
+        strategy: str. One of `STRATEGIES` (see
+            `mrrn_keras.distribute.make_strategy`). Defaults to "auto":
+            data parallel under JAX on several accelerators, else one device.
         tpu: str or None. TPU address for strategy "tpu".
+        workers: int or None. Threads decoding clips ahead of the model
+            (tf.data's parallel calls under TensorFlow, the
+            `ClipLoader`'s threads elsewhere). Defaults to None: AUTOTUNE
+            under tf.data, the CPUs this process may use otherwise.
         on_error: str. Unreadable videos: "skip" (counted) or "raise".
         seed: int. Seeds data order, clip draws, augmentation, init.
         jit_compile: bool. XLA-compile the train step. Defaults to True.
@@ -111,8 +117,9 @@ class FinetuneConfig:
     eval_clips: int = 1
     eval_crops: int = 1
     mixed_precision: bool = False
-    strategy: str = "default"
+    strategy: str = "auto"
     tpu: str | None = None
+    workers: int | None = None
     on_error: str = "skip"
     seed: int = 0
     jit_compile: bool = True
@@ -144,6 +151,11 @@ class FinetuneConfig:
             raise ConfigError(f"`momentum` must be in [0, 1). Received: momentum={self.momentum!r}")
         if self.eval_crops not in (1, 3):
             raise ConfigError(f"`eval_crops` must be 1 or 3. Received: eval_crops={self.eval_crops!r}")
+        if self.workers is not None:
+            try:
+                check_int("workers", self.workers)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
         for name in ("batch_size", "epochs", "eval_clips"):
             try:
                 check_int(name, getattr(self, name))
@@ -196,8 +208,12 @@ FIELD_HELP = {
     "eval_clips": "Clips per video in the final evaluation (scores averaged).",
     "eval_crops": "Crops per clip in the final evaluation: 1 or 3.",
     "mixed_precision": "Compute in mixed_float16.",
-    "strategy": f"tf.distribute strategy: {', '.join(STRATEGIES)}.",
+    "strategy": "Distribution: auto (data_parallel under JAX on several accelerators, else "
+    "default), default (one device), data_parallel (JAX: keras.distribution.DataParallel over "
+    "the local devices), or a tf.distribute strategy: mirrored, multi_worker, tpu.",
     "tpu": "TPU name or address for --strategy tpu.",
+    "workers": "Threads decoding clips ahead of the model (default: tf.data's AUTOTUNE under "
+    "TensorFlow, the CPUs otherwise).",
     "on_error": "Unreadable videos: skip (counted, reported each epoch) or raise.",
     "seed": "Seed of data order, clip draws, augmentation and initialisation.",
     "jit_compile": "XLA-compile the training step.",

@@ -230,6 +230,15 @@ def predict_views(model, dataset, *, progress: bool | None = None):
 
 def _predict_batch(model, frames: np.ndarray):
     """The model's outputs for one batch, one row per clip, under any distribution strategy."""
+    from mrrn_keras.distribute import data_parallel_devices
+
+    devices = data_parallel_devices()
+    if len(frames) % devices:
+        # keras.distribution splits a batch evenly between its devices: pad, then cut.
+        pad = devices - len(frames) % devices
+        padded = np.concatenate([frames, np.zeros((pad,) + frames.shape[1:], frames.dtype)])
+        out = model.predict_on_batch(padded)
+        return keras.tree.map_structure(lambda v: np.asarray(v)[: len(frames)], out)
     strategy = getattr(model, "distribute_strategy", None)
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         # Under tf.distribute, Keras 3.15's predict_on_batch hands every replica the whole

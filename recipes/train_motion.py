@@ -232,8 +232,8 @@ Trained with `mrrn_keras.finetune.finetune` from scratch (the library's decoding
 pipeline, TSN segment sampling, no augmentation): AdamW (peak lr {fv['learning_rate']},
 weight decay {fv['weight_decay']}, cosine decay with 5% warm-up), batch {fv['batch_size']},
 {fv['epochs']} epochs, a cross-entropy loss on each stream and on the fused output, the
-last epoch kept, {determinism}. Mean wall time of one MRRN training: {minutes:.1f} min on 2 CPU cores
-(TensorFlow {_tf_version()}).
+last epoch kept, {determinism}. Mean wall time of one MRRN training: {minutes:.1f} min
+({_runtime()}).
 
 ## Intended use and limits
 - Intended: a working example and a starting point for fine-tuning (`load_mrrn(...,
@@ -249,10 +249,25 @@ last epoch kept, {determinism}. Mean wall time of one MRRN training: {minutes:.1
 """
 
 
-def _tf_version() -> str:
-    import tensorflow as tf
+def _runtime() -> str:
+    """Where the run trained: Keras backend and version, devices, CPU count."""
+    import keras
 
-    return tf.__version__
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        version = f"TensorFlow {tf.__version__}"
+    elif backend == "jax":
+        import jax
+
+        version = f"JAX {jax.__version__}"
+    else:
+        version = backend
+    devices = [d for d in keras.distribution.list_devices() if not d.startswith("cpu")] \
+        if backend == "jax" else []
+    where = f"{len(devices)} accelerator(s)" if devices else f"{os.cpu_count()} CPU cores"
+    return f"Keras {keras.__version__} on {version}, {where}"
 
 
 def main(argv):

@@ -2,7 +2,8 @@
 
     python -m tests.finetune_job '<FinetuneConfig fields as JSON>' [logical_cpus]
 
-It builds a tiny MRRN instead of loading a zoo variant, so it needs no entry.
+It builds a tiny MRRN instead of loading a zoo variant, so it needs no entry,
+and imports TensorFlow only for logical CPUs (it runs under JAX without it).
 """
 
 import json
@@ -12,14 +13,14 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import tensorflow as tf  # noqa: E402
-
 
 def main(argv):
     # The run's epoch lines are log records: the resume test reads them here.
     logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
     fields = json.loads(argv[1])
-    if len(argv) > 2:
+    if len(argv) > 2:  # logical CPUs for tf.distribute (TensorFlow backend only)
+        import tensorflow as tf
+
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * int(argv[2])

@@ -161,3 +161,31 @@ def write_class_videos(root, counts, *, num_frames=8, height=32, width=40, ext="
             write_video(path, indexed_frames(num_frames + i, height, width), fps=8)
             paths.append(path)
     return paths
+
+
+_NO_TENSORFLOW = (
+    "import sys\n"
+    "class _NoTensorFlow:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] == 'tensorflow':\n"
+    "            raise ModuleNotFoundError(name)\n"
+    "sys.meta_path.insert(0, _NoTensorFlow())\n"
+)
+
+
+def no_tensorflow_env(tmp_path, **extra):
+    """Environment of a JAX-backend Python process in which `import tensorflow` fails.
+
+    As on the GPU machine, which has no TensorFlow: a `sitecustomize` in
+    `tmp_path/no_tensorflow` blocks the import, and the repository comes
+    first on the path.
+    """
+    import pathlib
+
+    folder = pathlib.Path(tmp_path) / "no_tensorflow"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(_NO_TENSORFLOW)
+    root = pathlib.Path(__file__).resolve().parents[1]
+    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONPATH": os.pathsep.join([str(folder), str(root)]), **extra}

@@ -18,7 +18,7 @@ import pytest
 from mrrn_keras import load_mrrn
 from mrrn_keras.data.video import load_clip
 from mrrn_keras.predict import classify_videos, sample_clip_path
-from tests.helpers import assert_top1_matches_confusion
+from tests.helpers import assert_top1_matches_confusion, no_tensorflow_env
 from mrrn_keras.zoo import variant_info
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -27,14 +27,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_under(args, cwd, timeout=600, backend="jax"):
-    """Runs `python args...` with KERAS_BACKEND=backend; returns the completed process."""
+def run_under(args, cwd, timeout=600, backend="jax", block_tensorflow=False):
+    """Runs `python args...` with KERAS_BACKEND=backend; returns the completed process.
+
+    With `block_tensorflow` (JAX only), `import tensorflow` fails in that process.
+    """
     env = {
         **os.environ,
         "KERAS_BACKEND": backend,
         "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
         "JAX_PLATFORMS": "cpu",
     }
+    if block_tensorflow:
+        env = no_tensorflow_env(cwd)
     done = subprocess.run(
         [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
@@ -86,10 +91,11 @@ def test_finetuned_under_jax_loads_and_exports_under_tensorflow(tmp_path):
     from mrrn_keras.export import export_for_serving
 
     out = tmp_path / "run"
+    # Trained where TensorFlow cannot be imported, as on the GPU machine.
     run_under(
         [str(ROOT / "recipes" / "finetune.py"), "--smoke", "--variant", "mrrn_tiny.motion",
          f"--out_dir={out}"],
-        tmp_path,
+        tmp_path, block_tensorflow=True,
     )
     metrics = json.loads((out / "metrics.json").read_text())
     assert_top1_matches_confusion(metrics)

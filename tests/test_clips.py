@@ -5,7 +5,6 @@ JAX too); the tf.data adapter must give bit-identical batches.
 """
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from mrrn_keras.data.datasets import VideoIndex, read_folder
 from mrrn_keras.data.loader import ClipLoader, make_clip_data
 from mrrn_keras.data.video import sample_indices
 from mrrn_keras.errors import DatasetError, VideoError
-from tests.helpers import frame_numbers, write_class_videos
+from tests.helpers import frame_numbers, no_tensorflow_env, write_class_videos
 
 pytestmark = pytest.mark.multi_backend
 
@@ -175,14 +174,6 @@ def test_cache_errors_name_the_file_and_how_to_rebuild(cache, tmp_path):
 
 def test_the_clip_path_imports_no_tensorflow(videos, cache, tmp_path):
     # The path the GPU machine trains through: a process where TensorFlow cannot load.
-    (tmp_path / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class _NoTensorFlow:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] == 'tensorflow':\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, _NoTensorFlow())\n"
-    )
     script = (
         "import sys, numpy as np\n"
         "from mrrn_keras.data.cache import open_cache\n"
@@ -196,8 +187,7 @@ def test_the_clip_path_imports_no_tensorflow(videos, cache, tmp_path):
         "    np.save(sys.stdout.buffer, data[0][0])\n"
         "assert 'tensorflow' not in sys.modules\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(tmp_path), str(pathlib.Path(__file__).parents[1])]))
+    env = no_tensorflow_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", script, str(pathlib.Path(videos.paths[0]).parents[1]),
                            cache.root], env=env, capture_output=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]

@@ -1,6 +1,8 @@
 """Tests for mrrn_keras/deploy: LiteRT, ONNX and the streaming exports."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,10 +13,11 @@ from mrrn_keras.cli import main
 from mrrn_keras.data.video import load_clip, write_video
 from mrrn_keras.deploy.export import export_model
 from mrrn_keras.deploy.litert import custom_ops
-from mrrn_keras.deploy.runtime import ExportedStream
-from mrrn_keras.errors import ExportError
+from mrrn_keras.deploy.runtime import ExportedStream, litert_interpreter
+from mrrn_keras.errors import BackendError, ExportError
 from mrrn_keras.predict import sample_clip_path
 from mrrn_keras.zoo import load_mrrn
+from tests.helpers import no_tensorflow_env
 
 VARIANT = "mrrn_tiny.motion"
 SIZE = (32, 32)
@@ -156,6 +159,21 @@ def test_cli_exports_litert_stream_and_predicts_from_it(tmp_path, capsys):
     assert label == load_mrrn(VARIANT).class_names[int(np.argmax(expected))]
     np.testing.assert_allclose(p, expected.max(), atol=1e-4)
 
+    # The same file where TensorFlow cannot be imported: ai-edge-litert's runtime.
+    script = ("import sys; from mrrn_keras.cli import main; "
+              "code = main(sys.argv[1:]); assert 'tensorflow' not in sys.modules; sys.exit(code)")
+    done = subprocess.run(
+        [sys.executable, "-c", script, "predict", "--stream", "--model", path, "--source",
+         str(video), "--chunk", "4", "--json"],
+        env=no_tensorflow_env(tmp_path), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    litert_rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["frames"] for r in litert_rows] == [4, 8]
+    for row, other in zip(rows, litert_rows):  # another build of the same runtime
+        assert [label for label, _ in row["top_k"]] == [label for label, _ in other["top_k"]]
+        np.testing.assert_allclose([p for _, p in row["top_k"]], [p for _, p in other["top_k"]],
+                                   atol=1e-5)
+
     # Live, at the file's own rate: windows of --chunk frames, each judged on its own.
     assert main(["predict", "--stream", "--realtime", "--model", path, str(video), "--chunk", "4",
                  "--json"]) == 0
@@ -164,6 +182,21 @@ def test_cli_exports_litert_stream_and_predicts_from_it(tmp_path, capsys):
     assert len(rows) == 2
     for row, expected in zip(rows, windows):
         np.testing.assert_allclose(row["top_k"][0][1], expected.max(), atol=1e-4)
+
+
+def test_litert_without_a_runtime_is_a_one_line_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_runtime(name, *args, **kwargs):
+        if name.split(".")[0] in ("tensorflow", "ai_edge_litert"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_runtime)
+    with pytest.raises(BackendError, match=r"x\.tflite: .*pip install ai-edge-litert"):
+        litert_interpreter(tmp_path / "x.tflite")
 
 
 def test_predict_source_that_cannot_open(capsys):

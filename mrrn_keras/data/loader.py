@@ -33,7 +33,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import collections
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import keras
 
@@ -96,6 +98,27 @@ class ClipLoader(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         return self.source.batch(index, self.epoch)
+
+    def __iter__(self) -> Iterator[tuple]:
+        """The batches of one pass, in order, decoded `workers` at a time.
+
+        What evaluation loops over (`mrrn_keras.training.evaluate_videos`);
+        `fit` and `predict` run their own workers. An evaluation batch whose
+        every video was unreadable (and skipped) is left out.
+        """
+        with ThreadPoolExecutor(self.workers) as pool:
+            pending = collections.deque()
+            for index in range(len(self)):
+                pending.append(pool.submit(self.__getitem__, index))
+                if len(pending) > self.max_queue_size:
+                    yield from self._nonempty(pending.popleft().result())
+            while pending:
+                yield from self._nonempty(pending.popleft().result())
+
+    @staticmethod
+    def _nonempty(batch):
+        if len(batch[0]):
+            yield batch
 
     def on_epoch_end(self) -> None:
         if self.source.training:

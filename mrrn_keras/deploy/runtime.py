@@ -14,11 +14,46 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from mrrn_keras.errors import BackendError
+
 
 INIT_SIGNATURE = "init_states"
 STEP_SIGNATURE = "step"
 PROBABILITIES = "probabilities"
 LABELS_FILE = "labels.txt"
+
+
+def litert_interpreter(path):
+    """A LiteRT interpreter of the `.tflite` file `path`, allocated.
+
+    TensorFlow's (`tf.lite.Interpreter`) where TensorFlow imports; the
+    standalone `ai-edge-litert` package's otherwise (JAX or PyTorch
+    machines, phones' Python), the same runtime without TensorFlow.
+
+    Args:
+        path: a `.tflite` file.
+
+    Returns:
+        An `Interpreter` with its tensors allocated.
+
+    Raises:
+        BackendError: neither TensorFlow nor `ai-edge-litert` can be imported.
+    """
+    try:
+        from tensorflow import lite
+
+        interpreter_class = lite.Interpreter
+    except ImportError:
+        try:
+            from ai_edge_litert.interpreter import Interpreter as interpreter_class
+        except ImportError as err:
+            raise BackendError(
+                f"{path}: running a .tflite file needs TensorFlow or the LiteRT runtime; "
+                f"install it with `pip install ai-edge-litert` ({err})"
+            ) from None
+    interpreter = interpreter_class(model_path=str(path))
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 class ExportedStream:
@@ -53,9 +88,7 @@ class ExportedStream:
                 **{k: tf.constant(v) for k, v in kw.items()}).items()}
             self.chunk_frames = None
         else:
-            import tensorflow as tf
-
-            interpreter = tf.lite.Interpreter(model_path=str(path))
+            interpreter = litert_interpreter(path)
             init = interpreter.get_signature_runner(INIT_SIGNATURE)
             step = interpreter.get_signature_runner(STEP_SIGNATURE)
             shape = step.get_input_details()["frames"]["shape"]
