@@ -9,6 +9,8 @@ subcommand is a new row and its two functions.
     mrrn info NAME|FOLDER|URL|hf://OWNER/REPO[@REVISION]
     mrrn predict [VIDEO ...] [--variant NAME|MODEL.keras] [--top_k K] [--json]
                  [--stream [--chunk N] [--model PATH] [--source URL]]
+                 [--timeline [--window S] [--stride S] [--threshold P] [--csv]
+                             [--annotate OUT.mp4]]
     mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
                 [--format savedmodel|litert|onnx] [--stream] [--quantize dynamic|int8]
 
@@ -34,7 +36,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-from mrrn_keras import __version__, cli_training  # noqa: E402
+from mrrn_keras import __version__, cli_timeline, cli_training  # noqa: E402
 from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
 from mrrn_keras.text import printable  # noqa: E402
 
@@ -166,6 +168,7 @@ def _predict_arguments(parser):
     parser.add_argument("--source", metavar="FILE_URL_OR_DEVICE",
                         help="with --stream: read frames from a file, a stream URL or a camera "
                              "(e.g. /dev/video0), wherever FFmpeg can; prints a per-chunk timeline")
+    cli_timeline.timeline_arguments(parser)
 
 
 def _predict(args) -> int:
@@ -181,6 +184,8 @@ def _predict(args) -> int:
     if args.top_k < 1:
         print(f"mrrn predict: --top_k must be >= 1, got {args.top_k}", file=sys.stderr)
         return 2
+    if args.timeline:
+        return cli_timeline.predict_timeline(args)
     if args.stream and (args.model or args.source):
         return _predict_timeline(args)
     videos = args.videos
