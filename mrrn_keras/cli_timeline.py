@@ -20,7 +20,8 @@ def timeline_arguments(parser) -> None:
     group = parser.add_argument_group("timelines (--timeline)")
     group.add_argument("--timeline", action="store_true",
                        help="classify overlapping windows of each (long) video and print the "
-                            "segments where one label holds")
+                            "segments where one label holds; with --model PATH, an exported streaming "
+                            "model's frame_taps and window signatures run it")
     group.add_argument("--window", type=float, default=2.0,
                        help="window length in seconds")
     group.add_argument("--stride", type=float, default=None,
@@ -48,6 +49,12 @@ def predict_timeline(args) -> int:
     if not videos:
         videos = [str(sample_clip_path())]
         print(f"No video given: classifying the bundled sample clip {videos[0]}", file=sys.stderr)
+    try:
+        run = _exported_runner(args.model) if args.model else None
+    except (ValueError, OSError) as err:
+        print(printable(f"mrrn predict: {args.model}: {' '.join(str(err).split())}"),
+              file=sys.stderr)
+        return 1
     writer = csv.writer(sys.stdout, lineterminator="\n") if args.csv else None
     if writer:
         writer.writerow(CSV_COLUMNS)
@@ -56,8 +63,9 @@ def predict_timeline(args) -> int:
     failed, first = False, True
     for path in videos:
         try:
-            result = timeline(path, args.variant, window=args.window, stride=args.stride,
-                              threshold=args.threshold, top_k=args.top_k)
+            settings = dict(window=args.window, stride=args.stride, threshold=args.threshold,
+                            top_k=args.top_k)
+            result = run(path, **settings) if run else timeline(path, args.variant, **settings)
             if args.annotate:
                 from mrrn_keras.annotate import annotate_video
 
@@ -78,6 +86,21 @@ def predict_timeline(args) -> int:
     if args.json:
         print("]}", flush=True)
     return 1 if failed else 0
+
+
+def _exported_runner(model_path):
+    """`path, **settings -> Timeline` on an exported model's timeline signatures."""
+    from mrrn_keras.deploy.runtime import ExportedTimeline
+    from mrrn_keras.timelines import run_timeline
+
+    classifier = ExportedTimeline(model_path)
+
+    def run(path, **settings):
+        return run_timeline(classifier, path, size=classifier.frame_shape,
+                            clip_frames=classifier.window_frames, sampling=classifier.sampling,
+                            labels=classifier.labels, **settings)
+
+    return run
 
 
 def _usage_error(args, videos) -> str | None:

@@ -441,10 +441,58 @@ def timeline(
     >>> [str(s) for s in result.segments]
     ['0.00\u20132.00: MoveLeft (0.71)']
     """
-    window, stride = _check_times(window, stride)
-    threshold = _check_threshold(threshold)
     classifier, spec, names = _variant_classifier(os.fspath(variant))
-    size = (spec["height"], spec["width"])
+    return run_timeline(
+        classifier, path, size=(spec["height"], spec["width"]), clip_frames=spec["frames"],
+        sampling=spec["sampling"], labels=names, window=window, stride=stride,
+        threshold=threshold, top_k=top_k,
+    )
+
+
+def run_timeline(
+    classifier,
+    path: PathLike,
+    *,
+    size: tuple[int, int],
+    clip_frames: int,
+    sampling: str = "segments",
+    labels=None,
+    window: float = DEFAULT_WINDOW_S,
+    stride: float | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    top_k: int = 3,
+) -> Timeline:
+    """`timeline` with a classifier of one's own: a `TimelineClassifier` or an export's.
+
+    Decodes `path` once at `size` (`iter_frames`) and feeds `iter_windows`.
+
+    Args:
+        classifier: a `TimelineClassifier`, or a
+            `mrrn_keras.deploy.runtime.ExportedTimeline` (a streaming
+            SavedModel or LiteRT file's `frame_taps` and `window`).
+        path: the video file.
+        size: `(height, width)` the frames are resized to.
+        clip_frames, sampling, labels, top_k: as `iter_windows`.
+        window, stride, threshold: as `timeline`.
+
+    Returns:
+        A `Timeline`.
+
+    Raises:
+        VideoError: the file cannot be read.
+        ValueError: an invalid argument.
+
+    Example:
+
+    >>> from mrrn_keras import MRRN
+    >>> from mrrn_keras.predict import sample_clip_path
+    >>> model = MRRN(3, backbone="resnet18", backbone_width=0.125, sru_units=8, sru_layers=1)
+    >>> result = run_timeline(TimelineClassifier(model), sample_clip_path(), size=(32, 32),
+    ...                       clip_frames=4, window=1.0)
+    >>> result.backbone_frames <= result.frames_decoded
+    True
+    """
+    window, stride, threshold = check_settings(window, stride, threshold)
     start = classifier.backbone_frames
     decoded = [0]
 
@@ -454,8 +502,8 @@ def timeline(
             yield item
 
     windows = tuple(iter_windows(
-        classifier, counted(), clip_frames=spec["frames"], sampling=spec["sampling"],
-        window=window, stride=stride, labels=names, top_k=top_k,
+        classifier, counted(), clip_frames=clip_frames, sampling=sampling,
+        window=window, stride=stride, labels=labels, top_k=top_k,
     ))
     return Timeline(
         os.fspath(path), window, stride, threshold, windows,
