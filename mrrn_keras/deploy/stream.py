@@ -80,10 +80,22 @@ def stream_functions(model, *, frame_shape, implementation, batch=None, chunk_fr
         return {k: tf.cast(v, tf.float32) for k, v in flatten_state(parts.initial_state(size)).items()}
 
     init_specs = [] if batch is not None else [tf.TensorSpec([], tf.int32, name=BATCH_INPUT)]
-    return {
+    return _keeping(parts, {
         INIT_SIGNATURE: named_function(init, init_specs).get_concrete_function(),
         STEP_SIGNATURE: named_function(step, [frames_spec] + state_specs).get_concrete_function(),
-    }
+    })
+
+
+def _keeping(owner, functions: dict) -> dict:
+    """`functions`, each holding `owner`, whose variables (SRU clones) the graphs read.
+
+    A concrete function refers to its variables weakly: without this, a garbage
+    collection between tracing and saving deletes them and freezing fails
+    ("Called a function referencing variables which have been deleted").
+    """
+    for function in functions.values():
+        function._mrrn_owner = owner
+    return functions
 
 
 def export_stream_savedmodel(model, path, *, frame_shape) -> pathlib.Path:
@@ -126,12 +138,7 @@ def timeline_functions(model, *, frame_shape, implementation, window_frames=None
     """
     from mrrn_keras.timelines import TimelineClassifier
 
-    previous = model.implementation
-    model.set_implementation(implementation)
-    try:
-        classifier = TimelineClassifier(model)
-    finally:
-        model.set_implementation(previous)
+    classifier = TimelineClassifier(model)
     height, width = frame_shape
     frames_spec = tf.TensorSpec([batch, height, width, 3], tf.uint8, name=FRAMES_INPUT)
     tap_specs = [tf.TensorSpec([batch, window_frames, channels], tf.float32, name=tap_name(s))
@@ -146,10 +153,16 @@ def timeline_functions(model, *, frame_shape, implementation, window_frames=None
         taps = {s: inputs[tap_name(s)] for s in classifier.streams}
         return {PROBABILITIES: tf.cast(classifier.window_probabilities(taps), tf.float32)}
 
-    return {
-        TAPS_SIGNATURE: named_function(frame_taps, [frames_spec]).get_concrete_function(),
-        WINDOW_SIGNATURE: named_function(window, tap_specs).get_concrete_function(),
-    }
+    # The window runs the model's own SRUs: traced while they use `implementation`.
+    previous = model.implementation
+    model.set_implementation(implementation)
+    try:
+        return _keeping(classifier, {
+            TAPS_SIGNATURE: named_function(frame_taps, [frames_spec]).get_concrete_function(),
+            WINDOW_SIGNATURE: named_function(window, tap_specs).get_concrete_function(),
+        })
+    finally:
+        model.set_implementation(previous)
 
 
 def tap_name(stream: str) -> str:
