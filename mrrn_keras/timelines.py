@@ -186,7 +186,6 @@ class TimelineClassifier:
 
         from mrrn_keras.layers.time_pooling import TimePooling
         from mrrn_keras.model import MRRNVideoClassifier
-        from mrrn_keras.streaming import _tf_function
 
         if not isinstance(model, MRRNVideoClassifier):
             raise TypeError(
@@ -202,9 +201,17 @@ class TimelineClassifier:
         self._pooling = TimePooling(backbone.time_pooling)
         self._heads = model.heads
         self._fusion = model.stream_fusion
-        wrap = _tf_function if keras.backend.backend() == "tensorflow" else (lambda fn: fn)
-        self._tap_graph = wrap(lambda frames: self._taps(frames, training=False))
-        self._window_graph = wrap(self.window_probabilities)
+        self._tap_graph = lambda frames: self._taps(frames, training=False)
+        self._window_graph = self.window_probabilities
+        if keras.backend.backend() == "tensorflow":
+            # One trace for any number of frames and any window length (JAX runs eagerly).
+            import tensorflow as tf
+
+            channels = self.tap_channels
+            self._tap_graph = tf.function(self._tap_graph, input_signature=[
+                tf.TensorSpec([1, None, None, None, 3], tf.float32)])
+            self._window_graph = tf.function(self._window_graph, input_signature=[
+                {s: tf.TensorSpec([1, None, c], tf.float32) for s, c in channels.items()}])
         self.backbone_frames = 0
 
     @property
@@ -214,7 +221,7 @@ class TimelineClassifier:
 
     def frame_taps(self, frames) -> dict[str, np.ndarray]:
         """The tap vectors of frames `(n, H, W, 3)`: `{stream: (n, channels)}`."""
-        frames = np.asarray(frames)
+        frames = np.asarray(frames, np.float32)  # uint8 values as floats: the same input
         # (n, H, W, 3) -> (1, n, H, W, 3): the frames as one clip, folded into the batch.
         taps = self._tap_graph(frames[None])
         self.backbone_frames += len(frames)
@@ -437,9 +444,9 @@ def timeline(
 
     >>> import mrrn_keras
     >>> from mrrn_keras.predict import sample_clip_path
-    >>> result = mrrn_keras.timeline(sample_clip_path(), window=1.0)
+    >>> result = mrrn_keras.timeline(sample_clip_path(), window=2.0)
     >>> [str(s) for s in result.segments]
-    ['0.00\u20132.00: MoveLeft (0.71)']
+    ['0.00\u20132.00: MoveLeft (0.78)']
     """
     classifier, spec, names = _variant_classifier(os.fspath(variant))
     return run_timeline(
