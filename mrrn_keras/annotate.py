@@ -98,7 +98,8 @@ def _write(source, tmp: pathlib.Path, timeline, rate) -> None:
                 container.mux(stream.encode(picture))
             container.mux(stream.encode())
     except (av.error.FFmpegError, OSError, ValueError) as err:
-        raise VideoError(tmp.name, f"cannot write the annotated video ({' '.join(str(err).split())})") from err
+        reason = f"cannot write the annotated video ({' '.join(str(err).split())})"
+        raise VideoError(tmp.name, reason) from err
 
 
 def draw_label(frame: np.ndarray, window) -> np.ndarray:

@@ -20,8 +20,8 @@ def timeline_arguments(parser) -> None:
     group = parser.add_argument_group("timelines (--timeline)")
     group.add_argument("--timeline", action="store_true",
                        help="classify overlapping windows of each (long) video and print the "
-                            "segments where one label holds; with --model PATH, an exported streaming "
-                            "model's frame_taps and window signatures run it")
+                            "segments where one label holds; with --model PATH, an exported "
+                            "streaming model's frame_taps and window signatures run it")
     group.add_argument("--window", type=float, default=2.0,
                        help="window length in seconds")
     group.add_argument("--stride", type=float, default=None,

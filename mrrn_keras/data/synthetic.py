@@ -363,7 +363,7 @@ def render_sequence(
     return _draw_frames(scene, states, gains, noise, static, size)
 
 def _draw_frames(scene, states, gains, noise, static, size) -> np.ndarray:
-    """Renders frames `(T, size, size, 3)` of `scene` at `states` `(T, 4)` (cx, cy, angle, scale)."""
+    """Renders frames `(T, size, size, 3)` of `scene` at `states` `(T, 4)`: cx, cy, angle, scale."""
     fine = size * _SUPERSAMPLE
     axis = (np.arange(fine) + 0.5) / _SUPERSAMPLE  # pixel-centre coordinates
     xs, ys = np.meshgrid(axis, axis)  # (fine, fine) each

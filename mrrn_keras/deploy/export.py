@@ -197,8 +197,10 @@ def _write(model, folder, *, format, stream, quantization, representative, frame
                     "frames": f"uint8 (1, {chunk_frames}, {height}, {width}, 3)"},
             }
             if frames is not None:
-                signatures[stream_lib.TAPS_SIGNATURE] = {"frames": f"uint8 (1, {height}, {width}, 3)"}
-                signatures[stream_lib.WINDOW_SIGNATURE] = {"<stream>_taps": f"float32 (1, {frames}, C)"}
+                signatures[stream_lib.TAPS_SIGNATURE] = {
+                    "frames": f"uint8 (1, {height}, {width}, 3)"}
+                signatures[stream_lib.WINDOW_SIGNATURE] = {
+                    "<stream>_taps": f"float32 (1, {frames}, C)"}
             return {"format": "litert", "file": "stream.tflite", "stream": True,
                     "signatures": signatures}
         data = litert.clip_flatbuffer(model, work, frames=frames, frame_shape=frame_shape,

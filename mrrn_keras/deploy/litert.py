@@ -124,7 +124,8 @@ def clip_flatbuffer(model, workdir, *, frames, frame_shape, quantization=None,
                    representative=representative)
 
 
-def stream_flatbuffer(model, workdir, *, frame_shape, chunk_frames=1, window_frames=None) -> bytes:
+def stream_flatbuffer(model, workdir, *, frame_shape, chunk_frames=1,
+                      window_frames=None) -> bytes:
     """The streaming model (`init_states`, `step` on `chunk_frames` frames, batch 1).
 
     With `window_frames`, also the timeline's `frame_taps` (one frame

@@ -114,7 +114,8 @@ def export_stream_savedmodel(model, path, *, frame_shape) -> pathlib.Path:
     return save_frozen(functions, path)
 
 
-def timeline_functions(model, *, frame_shape, implementation, window_frames=None, batch=None):
+def timeline_functions(model, *, frame_shape, implementation, window_frames=None,
+                       batch=None):
     """The `frame_taps` and `window` concrete functions: what `--timeline` runs, exported.
 
     A timeline reuses each frame's taps in every window that samples it
