@@ -78,3 +78,17 @@ def test_tap_motion_reports_every_tap_and_class():
         assert set(report[tap]) == {"still", "move_left"}
         # A translation moves the averaged taps more than a still clip's noise does.
         assert report[tap]["move_left"] > report[tap]["still"] > 0
+
+
+@pytest.mark.slow
+def test_timeline_bench_prints_json():
+    result = subprocess.run(
+        [sys.executable, "bench/timeline.py", "--minutes", "0.1", "--fps", "8", "--size", "32"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["frames_decoded"] == 48
+    assert run["backbone_frame_calls"] == run["distinct_frames_used"] <= 48
+    assert run["peak_rss_mib"] > 0 and run["windows"] > 0
