@@ -28,7 +28,8 @@ _TIME_BASE = fractions.Fraction(1, 1000)
 _DEFAULT_RATE = 25
 
 
-def annotate_video(source: PathLike, out: PathLike, timeline) -> pathlib.Path:
+def annotate_video(source: PathLike, out: PathLike, timeline, *,
+                   overwrite: bool = False) -> pathlib.Path:
     """Writes `source` with `timeline`'s current label and score drawn on each frame.
 
     The file is written under a temporary name beside `out` and renamed
@@ -40,12 +41,14 @@ def annotate_video(source: PathLike, out: PathLike, timeline) -> pathlib.Path:
         out: the file to write; its extension picks the container
             (`.mp4`, `.avi`, `.mkv`, `.mov`), its folder must exist.
         timeline: a `mrrn_keras.timelines.Timeline` of `source`.
+        overwrite: replace an existing `out`. Defaults to `False`.
 
     Returns:
         `out` as a `pathlib.Path`.
 
     Raises:
         ValueError: `out` is `source`, or has no extension.
+        FileExistsError: `out` exists and `overwrite` is False.
         FileNotFoundError: the folder of `out` does not exist.
         VideoError: `source` cannot be read, or FFmpeg cannot write `out`.
 
@@ -70,6 +73,8 @@ def annotate_video(source: PathLike, out: PathLike, timeline) -> pathlib.Path:
         raise FileNotFoundError(f"Directory does not exist: {target.parent}")
     if target.exists() and os.path.samefile(target, source):
         raise ValueError(f"`out` must not be the source video. Received: out={out}")
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists: remove it or choose another name")
     info = probe_video(source)
     rate = fractions.Fraction(str(info.fps)).limit_denominator(1001) if info.fps else None
     return write_whole(target, lambda tmp: _write(source, tmp, timeline, rate or _DEFAULT_RATE))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 
 from mrrn_keras.text import printable
@@ -70,7 +71,7 @@ def predict_timeline(args) -> int:
                 from mrrn_keras.annotate import annotate_video
 
                 annotate_video(path, args.annotate, result)
-        except (VideoError, ValueError, FileNotFoundError) as err:
+        except (VideoError, ValueError, OSError) as err:
             failed = True
             print(printable(f"mrrn predict: {path}: {err}"), file=sys.stderr, flush=True)
             continue
@@ -116,6 +117,8 @@ def _usage_error(args, videos) -> str | None:
         return "--timeline and --stream cannot be combined"
     if args.annotate and len(videos) != 1:
         return f"--annotate writes one video: give exactly one VIDEO, got {len(videos)}"
+    if args.annotate and os.path.lexists(args.annotate):
+        return f"--annotate {args.annotate} already exists: remove it or choose another name"
     return None
 
 

@@ -24,6 +24,7 @@ from mrrn_keras.timelines import (
     merge_segments,
     run_timeline,
 )
+from mrrn_keras.zoo import load_mrrn
 
 SIZE = (32, 32)
 # Three motions of one scene back to back: right (2 s), still (3 s), left (2 s) at 8 fps.
@@ -164,6 +165,13 @@ def test_three_activities_give_segments_within_one_stride_of_the_truth(three_act
         assert abs(start - true_start) <= stride and abs(end - true_end) <= stride, got
     assert result.backbone_frames == len({i for w in result.windows for i in w.frames})
     assert result.backbone_frames <= result.frames_decoded == 56
+    # A window from the tap buffer = the checkpoint run on that window's clip.
+    model = load_mrrn("mrrn_tiny.motion")
+    frames = read_frames(three_activities, size=(64, 64))
+    for w in result.windows[::5]:
+        probabilities = model.predict(frames[list(w.frames)][None], verbose=0)[0]
+        order = np.argsort(-probabilities)[:len(w.top_k)]
+        np.testing.assert_allclose([s for _, s in w.top_k], probabilities[order], atol=1e-5)
 
 
 def test_cli_timeline_table_json_csv_and_annotate(three_activities, tmp_path, capsys):
@@ -209,6 +217,13 @@ def test_annotate_refuses_its_source_and_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(ValueError, match="extension"):
         annotate_video(source, tmp_path / "noext", result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.avi"]
+    mine = tmp_path / "mine.mp4"
+    mine.write_bytes(b"not ours")
+    with pytest.raises(FileExistsError, match="mine.mp4"):
+        annotate_video(source, mine, result)
+    assert mine.read_bytes() == b"not ours"
+    assert main(["predict", str(source), "--timeline", "--annotate", str(mine)]) == 2
+    assert mine.read_bytes() == b"not ours"
 
 
 def test_streaming_savedmodel_serves_the_same_timeline(tmp_path):
