@@ -32,6 +32,7 @@ _EXPORTS = {
     "load_clip": "mrrn_keras.data.video",
     "load_mrrn": "mrrn_keras.zoo",
     "save_entry": "mrrn_keras.zoo",
+    "timeline": "mrrn_keras.timelines",
     "variant_info": "mrrn_keras.zoo",
 }
 

@@ -11,6 +11,7 @@ subcommand is a new row and its two functions.
                  [--stream [--chunk N] [--model PATH] [--source URL]]
                  [--realtime] [--smooth SECONDS] [--threshold P] [--open_timeout S]
                  [--read_timeout S]
+                 [--timeline [--window S] [--stride S] [--csv] [--annotate OUT.mp4]]
     mrrn export NAME_OR_PATH --out_dir BASE_DIR [--version N] [--overwrite] [--top_k K] [--xla]
                 [--format savedmodel|litert|onnx] [--stream] [--quantize dynamic|int8]
 
@@ -36,7 +37,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
-from mrrn_keras import __version__, cli_live, cli_training  # noqa: E402
+from mrrn_keras import __version__, cli_live, cli_timeline, cli_training  # noqa: E402
 from mrrn_keras.cli_options import HelpFormatter, canonical_argv, option_strings  # noqa: E402
 from mrrn_keras.text import printable  # noqa: E402
 
@@ -170,6 +171,7 @@ def _predict_arguments(parser):
                              "camera (e.g. /dev/video0), wherever FFmpeg can; a file prints a "
                              "per-chunk timeline, anything else runs live (see below)")
     cli_live.live_arguments(parser)
+    cli_timeline.timeline_arguments(parser)
 
 
 def _predict(args) -> int:
@@ -185,6 +187,8 @@ def _predict(args) -> int:
     if args.top_k < 1:
         print(f"mrrn predict: --top_k must be >= 1, got {args.top_k}", file=sys.stderr)
         return 2
+    if args.timeline:
+        return cli_timeline.predict_timeline(args)
     if cli_live.wants_live(args):
         return cli_live.predict_live(args)
     if args.stream and (args.model or args.source):

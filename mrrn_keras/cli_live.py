@@ -38,9 +38,6 @@ def live_arguments(parser: argparse.ArgumentParser) -> None:
                             "camera delivers frames")
     group.add_argument("--smooth", type=float, default=0.0, metavar="SECONDS",
                        help="average the answers of the last SECONDS")
-    group.add_argument("--threshold", type=float, default=0.0, metavar="P",
-                       help="print a label only when its (smoothed) probability reaches P; "
-                            "otherwise '-'")
     group.add_argument("--open_timeout", type=float, default=DEFAULT_OPEN_TIMEOUT_S,
                        metavar="SECONDS", help="seconds a source has to open")
     group.add_argument("--read_timeout", type=float, default=DEFAULT_READ_TIMEOUT_S,
@@ -97,7 +94,7 @@ def predict_live(args: argparse.Namespace) -> int:
     try:
         results = classify_live(
             classifier, source, window=window, size=size, labels=labels, fps=fps,
-            realtime=args.realtime, smooth=args.smooth, threshold=args.threshold,
+            realtime=args.realtime, smooth=args.smooth, threshold=args.threshold or 0.0,
             top_k=args.top_k, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
             stop=stop,
         )

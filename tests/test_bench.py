@@ -111,3 +111,17 @@ def test_live_latency_bench_reports_latency_and_drops():
     assert tiny["answers"] == 2  # windows of 8 frames at 8 fps: one answer per second
     assert tiny["frames_kept"] == 16 and 0 <= tiny["frames_dropped"] <= 16
     assert 0 <= tiny["latency_ms"]["p50"] <= tiny["latency_ms"]["p99"]
+
+
+@pytest.mark.slow
+def test_timeline_bench_prints_json():
+    result = subprocess.run(
+        [sys.executable, "bench/timeline.py", "--minutes", "0.1", "--fps", "8", "--size", "32"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = json.loads(result.stdout)["runs"]
+    assert run["frames_decoded"] == 48
+    assert run["backbone_frame_calls"] == run["distinct_frames_used"] <= 48
+    assert run["peak_rss_mib"] > 0 and run["windows"] > 0

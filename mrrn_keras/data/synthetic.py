@@ -293,6 +293,77 @@ def render_clip(
     weight_b = steps / (frames - 1)
     states = weight_a[:, None] * start[None, :] + weight_b[:, None] * end[None, :]
 
+    return _draw_frames(scene, states, gains, noise, static, size)
+
+
+
+def render_sequence(
+    activities: Sequence[tuple[int | str, int]],
+    *,
+    size: int = 64,
+    clip_frames: int = 16,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Renders one scene whose object does several motions back to back.
+
+    A test video of activities in a row (what `mrrn predict --timeline`
+    finds): one background and object throughout; each activity moves the
+    object from where the previous one left it, at the speed `render_clip`
+    gives a clip of `clip_frames` frames, so there is no cut between
+    activities, only a change of motion. Translations are not kept inside
+    the frame: choose the order and lengths so the object stays visible.
+
+    Args:
+        activities: `(label, frames)` pairs: a class index or name of
+            `MOTION_CLASSES` and how many frames (>= 1) it lasts.
+        size: int >= 8. Height and width in pixels.
+        clip_frames: int >= 2. The clip length whose speed each motion has
+            (the motion dataset's videos have 16 frames).
+        rng: numpy Generator; the video is a pure function of its state.
+
+    Returns:
+        uint8 array `(sum of frames, size, size, 3)`, RGB.
+
+    Raises:
+        ValueError: an unknown label, or a length out of range.
+
+    Example:
+
+    >>> import numpy as np
+    >>> video = render_sequence([("still", 4), ("move_left", 6)], size=16,
+    ...                         rng=np.random.default_rng(0))
+    >>> video.shape
+    (10, 16, 16, 3)
+    """
+    size = check_int("size", size, minimum=8)
+    clip_frames = check_int("clip_frames", clip_frames, minimum=2)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"`rng` must be a numpy Generator. Received: rng={rng!r}")
+    plan = [(_FAMILY[_class_name(label)], check_int("frames", frames))
+            for label, frames in activities]
+    if not plan:
+        raise ValueError("`activities` must hold at least one (label, frames) pair.")
+    scene = _draw_scene(rng, size)
+    states, state = [], None
+    for (family, swap), frames in plan:
+        start, end = _draw_motion(rng, family, scene, size)
+        if swap:
+            start, end = end, start
+        state = start if state is None else state
+        step = (end - start) / (clip_frames - 1)  # the change per frame of a clip
+        # Scale multiplies, the rest adds: grow/shrink by the clip's per-frame ratio.
+        ratio = (end[3] / start[3]) ** (1 / (clip_frames - 1))
+        for _ in range(frames):
+            states.append(state)
+            state = np.array([*(state[:3] + step[:3]), state[3] * ratio])
+    states = np.stack(states)
+    gains = 1.0 + rng.normal(0, 0.03, len(states))
+    noise = rng.normal(0, rng.uniform(1.0, 4.0), (len(states), size, size, 3))
+    static = rng.normal(0, scene["static_noise"], (size, size, 3))
+    return _draw_frames(scene, states, gains, noise, static, size)
+
+def _draw_frames(scene, states, gains, noise, static, size) -> np.ndarray:
+    """Renders frames `(T, size, size, 3)` of `scene` at `states` `(T, 4)`: cx, cy, angle, scale."""
     fine = size * _SUPERSAMPLE
     axis = (np.arange(fine) + 0.5) / _SUPERSAMPLE  # pixel-centre coordinates
     xs, ys = np.meshgrid(axis, axis)  # (fine, fine) each
@@ -305,8 +376,8 @@ def render_clip(
         u, v = _object_coords(xs, ys, item["cx"], item["cy"], item["angle"], item["half"])
         backdrop[_shape_mask(item["shape"], u, v)] = item["colour"]
 
-    clip = np.empty((frames, size, size, 3), np.uint8)
-    for t in range(frames):
+    clip = np.empty((len(states), size, size, 3), np.uint8)
+    for t in range(len(states)):
         cx, cy, angle, scale = states[t]
         u, v = _object_coords(xs, ys, cx, cy, angle, scene["half"] * scale)
         image = backdrop.copy()

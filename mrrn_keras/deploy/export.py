@@ -49,9 +49,14 @@ def export_model(
         litert              model.tflite: `serving_default`, frames uint8
                             (1, frames, H, W, 3) -> probabilities (1, K)
         litert, stream      stream.tflite: `init_states`, `step` on
-                            (1, chunk_frames, H, W, 3) (mrrn_keras.deploy.stream)
+                            (1, chunk_frames, H, W, 3) (mrrn_keras.deploy.stream),
+                            and, when the window length is known, `frame_taps`
+                            on (1, H, W, 3) and `window` on (1, frames, C)
         savedmodel, stream  a SavedModel in `out`: `init_states(batch_size)`,
-                            `step` on (B, T, H, W, 3), any B and T
+                            `step` on (B, T, H, W, 3), any B and T, and the
+                            timeline's `frame_taps` (N, H, W, 3) and `window`
+                            (B, T, C); `deploy.json` says the window's frames
+                            and sampling under `timeline`
         onnx                model.onnx: frames uint8 (1, frames, H, W, 3) ->
                             probabilities (1, K)
 
@@ -66,8 +71,10 @@ def export_model(
         representative: uint8 clips `(frames, H, W, 3)` or video files
             (sampled like the model's input) to calibrate `"int8"`. Defaults to 64 clips of the motion generator for an
             entry trained on it; required otherwise.
-        frames: clip length of the LiteRT/ONNX clip model. Defaults to the
-            variant's frame count.
+        frames: clip length of the LiteRT/ONNX clip model, or with `stream`
+            the frames per timeline window. Defaults to the variant's frame
+            count (a streaming LiteRT file of a bare model then has no
+            timeline signatures).
         chunk_frames: frames per `step` of the streaming LiteRT model.
             Defaults to `1`.
         labels: class names. Defaults to the model's, the variant's, else
@@ -121,6 +128,10 @@ def export_model(
             raise ValueError(f"A {format} clip model has a fixed clip length: pass `frames`. "
                              "Received: frames=None")
         frames = int(info.input["frames"])
+    # The timeline signatures sample the entry's frames per window, as it says.
+    if stream and frames is None and info is not None:
+        frames = int(info.input["frames"])
+    sampling = info.input["sampling"] if info is not None else "segments"
     if quantization == "int8":
         representative = (
             _motion_clips(info, frames, frame_shape) if representative is None
@@ -139,6 +150,8 @@ def export_model(
         manifest = _write(model, tmp, format=format, stream=stream, quantization=quantization,
                           representative=representative, frames=frames,
                           chunk_frames=chunk_frames, frame_shape=frame_shape)
+        if stream:
+            manifest["timeline"] = {"frames": frames, "sampling": sampling}
         (tmp / LABELS_FILE).write_text("".join(f"{label}\n" for label in labels))
         manifest.update(labels=LABELS_FILE, num_classes=num_classes,
                         variant=info.name if info is not None else None)
@@ -170,20 +183,26 @@ def _write(model, folder, *, format, stream, quantization, representative, frame
                 "signatures": {
                     stream_lib.INIT_SIGNATURE: {"batch_size": "int32 ()"},
                     stream_lib.STEP_SIGNATURE: {"frames": f"uint8 (B, T, {height}, {width}, 3)"},
+                    stream_lib.TAPS_SIGNATURE: {"frames": f"uint8 (N, {height}, {width}, 3)"},
+                    stream_lib.WINDOW_SIGNATURE: {"<stream>_taps": "float32 (B, T, C)"},
                 },
             }
         if stream:
             data = litert.stream_flatbuffer(model, work, frame_shape=frame_shape,
-                                            chunk_frames=chunk_frames)
+                                            chunk_frames=chunk_frames, window_frames=frames)
             (folder / "stream.tflite").write_bytes(data)
-            return {
-                "format": "litert", "file": "stream.tflite", "stream": True,
-                "signatures": {
-                    stream_lib.INIT_SIGNATURE: {},
-                    stream_lib.STEP_SIGNATURE: {
-                        "frames": f"uint8 (1, {chunk_frames}, {height}, {width}, 3)"},
-                },
+            signatures = {
+                stream_lib.INIT_SIGNATURE: {},
+                stream_lib.STEP_SIGNATURE: {
+                    "frames": f"uint8 (1, {chunk_frames}, {height}, {width}, 3)"},
             }
+            if frames is not None:
+                signatures[stream_lib.TAPS_SIGNATURE] = {
+                    "frames": f"uint8 (1, {height}, {width}, 3)"}
+                signatures[stream_lib.WINDOW_SIGNATURE] = {
+                    "<stream>_taps": f"float32 (1, {frames}, C)"}
+            return {"format": "litert", "file": "stream.tflite", "stream": True,
+                    "signatures": signatures}
         data = litert.clip_flatbuffer(model, work, frames=frames, frame_shape=frame_shape,
                                       quantization=quantization, representative=representative)
         shape = f"uint8 (1, {frames}, {height}, {width}, 3)"

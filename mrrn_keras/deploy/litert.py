@@ -23,7 +23,12 @@ import tensorflow as tf
 
 from mrrn_keras.deploy.frozen import named_function, save_frozen
 from mrrn_keras.deploy.parts import has_state_gates
-from mrrn_keras.deploy.stream import FRAMES_INPUT, PROBABILITIES, stream_functions
+from mrrn_keras.deploy.stream import (
+    FRAMES_INPUT,
+    PROBABILITIES,
+    stream_functions,
+    timeline_functions,
+)
 from mrrn_keras.errors import ExportError
 
 CLIP_SIGNATURE = "serving_default"
@@ -119,12 +124,21 @@ def clip_flatbuffer(model, workdir, *, frames, frame_shape, quantization=None,
                    representative=representative)
 
 
-def stream_flatbuffer(model, workdir, *, frame_shape, chunk_frames=1) -> bytes:
-    """The streaming model (`init_states`, `step` on `chunk_frames` frames, batch 1)."""
+def stream_flatbuffer(model, workdir, *, frame_shape, chunk_frames=1,
+                      window_frames=None) -> bytes:
+    """The streaming model (`init_states`, `step` on `chunk_frames` frames, batch 1).
+
+    With `window_frames`, also the timeline's `frame_taps` (one frame
+    `(1, H, W, 3)`) and `window` (`(1, window_frames, C)` taps per stream),
+    `mrrn_keras.deploy.stream.timeline_functions`.
+    """
     _check_scan(model)
     functions = stream_functions(
         model, frame_shape=frame_shape, implementation="scan", batch=1, chunk_frames=chunk_frames
     )
+    if window_frames is not None:
+        functions.update(timeline_functions(model, frame_shape=frame_shape, implementation="scan",
+                                            window_frames=window_frames, batch=1))
     return convert(functions, workdir)
 
 

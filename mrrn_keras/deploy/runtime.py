@@ -177,3 +177,83 @@ def read_manifest(path) -> dict:
     path = pathlib.Path(path)
     manifest = (path if path.is_dir() else path.parent) / "deploy.json"
     return json.loads(manifest.read_text()) if manifest.is_file() else {}
+
+
+class ExportedTimeline:
+    """Runs an exported streaming model's `frame_taps` and `window` signatures.
+
+    It has `mrrn_keras.timelines.TimelineClassifier`'s interface
+    (`frame_taps`, `classify_window`, `backbone_frames`), so
+    `mrrn_keras.timelines.run_timeline` (and `mrrn predict --timeline
+    --model PATH`) runs an export as it runs the Keras model.
+
+    Args:
+        path: a streaming SavedModel folder or `stream.tflite` (from
+            `mrrn export --stream`); `labels.txt` and `deploy.json` beside it
+            name the classes and the window's frames and sampling.
+
+    Attributes:
+        labels: class names, or None.
+        frame_shape: `(height, width)` the model takes.
+        window_frames: frames per window (`deploy.json`'s `timeline`).
+        sampling: how they are placed in the window.
+
+    Raises:
+        ValueError: the export has no timeline signatures.
+    """
+
+    def __init__(self, path):
+        from mrrn_keras.deploy.stream import TAPS_SIGNATURE, WINDOW_SIGNATURE
+
+        path = pathlib.Path(path)
+        folder = path if path.is_dir() else path.parent
+        labels = folder / LABELS_FILE
+        self.labels = labels.read_text().splitlines() if labels.is_file() else None
+        spec = read_manifest(path).get("timeline") or {}
+        self.window_frames, self.sampling = spec.get("frames"), spec.get("sampling", "segments")
+        if not isinstance(self.window_frames, int):
+            raise ValueError(f"{path}: deploy.json says no timeline window (frames per window): "
+                             "re-export it with `mrrn export --stream`")
+        import tensorflow as tf
+
+        if path.is_dir():
+            loaded = tf.saved_model.load(str(path))
+            self._keep = loaded
+            if TAPS_SIGNATURE not in loaded.signatures:
+                raise ValueError(f"{path} has no {TAPS_SIGNATURE!r} signature: re-export it "
+                                 "with `mrrn export --stream`")
+            taps, window = loaded.signatures[TAPS_SIGNATURE], loaded.signatures[WINDOW_SIGNATURE]
+            shape = taps.structured_input_signature[1]["frames"].shape
+            names = list(window.structured_input_signature[1])
+            self._taps = lambda frames: {k: v.numpy() for k, v in taps(
+                frames=tf.constant(frames)).items()}
+            self._window = lambda **kw: window(**{k: tf.constant(v) for k, v in kw.items()})
+            self._per_frame = False
+        else:
+            interpreter = tf.lite.Interpreter(model_path=str(path))
+            if TAPS_SIGNATURE not in interpreter.get_signature_list():
+                raise ValueError(f"{path} has no {TAPS_SIGNATURE!r} signature: re-export it "
+                                 "with `mrrn export --format litert --stream`")
+            taps = interpreter.get_signature_runner(TAPS_SIGNATURE)
+            window = interpreter.get_signature_runner(WINDOW_SIGNATURE)
+            shape = taps.get_input_details()["frames"]["shape"]
+            names = list(window.get_input_details())
+            self._taps, self._window, self._per_frame = taps, window, True
+        self.frame_shape = (int(shape[1]), int(shape[2]))
+        self._names = {name.removesuffix("_taps"): name for name in names}
+        self.backbone_frames = 0
+
+    def frame_taps(self, frames) -> dict[str, np.ndarray]:
+        """The tap vectors of uint8 frames `(n, H, W, 3)`: `{stream: (n, channels)}`."""
+        frames = np.asarray(frames, np.uint8)
+        # A LiteRT file takes one frame per call.
+        pieces = [frames[i:i + 1] for i in range(len(frames))] if self._per_frame else [frames]
+        outputs = [self._taps(frames=piece) for piece in pieces]
+        self.backbone_frames += len(frames)
+        return {s: np.concatenate([np.asarray(o[name]) for o in outputs])
+                for s, name in self._names.items()}
+
+    def classify_window(self, taps: dict) -> np.ndarray:
+        """Fused probabilities `(K,)` of one window's taps `{stream: (T, C)}`."""
+        inputs = {name: np.asarray(taps[s], np.float32)[None] for s, name in self._names.items()}
+        return np.asarray(self._window(**inputs)[PROBABILITIES])[0]
