@@ -482,6 +482,8 @@ def _read_seek(name: str, path, targets: np.ndarray, hw, method: str) -> dict[in
                     break
             if last not in kept:
                 raise _SeekFailed(f"frame {last} was not decoded")
+        seeks = sum(key >= 0 for key, _ in runs)
+        logger.debug("%s: %d seeks for %d frames", name, seeks, len(targets))
         return kept
     except _SeekFailed as why:
         logger.debug("%s: seek decoding gave up (%s); decoding sequentially", name, why)
