@@ -193,6 +193,7 @@ def test_frame_size_bound_refuses_before_decoding(tmp_path, monkeypatch):
         video.probe_video(path)
 
 
+@pytest.mark.slow
 def test_default_bound_refuses_a_frame_over_8k(tmp_path, monkeypatch):
     monkeypatch.delenv("MRRN_MAX_VIDEO_PIXELS", raising=False)
     path = tmp_path / "huge.avi"
@@ -201,3 +202,17 @@ def test_default_bound_refuses_a_frame_over_8k(tmp_path, monkeypatch):
     assert path.stat().st_size < 1_000_000
     with pytest.raises(VideoError, match="huge.avi: frame size 8000x4200"):
         video.read_frames(path)
+
+
+def test_avi_index_stands_in_for_demuxing(tmp_path):
+    path = mpeg4_avi(tmp_path / "v.avi")
+    name = str(path)
+    container, stream = video._open_video(path)
+    with container:
+        video._INDEXES.clear()
+        from_idx1, untouched = video._packet_index(name, container, stream)
+        assert untouched
+        pts, keys = video._demuxed_packets(container, stream)
+    np.testing.assert_array_equal(from_idx1.pts, np.sort(pts))
+    np.testing.assert_array_equal(np.flatnonzero(keys), np.unique(from_idx1.key))
+    assert np.unique(from_idx1.key).tolist() == list(range(0, 60, 8))

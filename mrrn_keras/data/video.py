@@ -363,29 +363,28 @@ def _check_method(method: str) -> str:
     return method
 
 
-def _packet_index(name: str, container, stream) -> _PacketIndex | None:
-    """Demuxes the whole stream into a `_PacketIndex`; None if it cannot be trusted.
+def _packet_index(name: str, container, stream) -> tuple[_PacketIndex | None, bool]:
+    """The stream's `_PacketIndex` (None if it cannot be trusted), and whether
+    the container is still untouched (no packet read from it).
 
     Trusted means: every packet has a timestamp, no two share one, the first
-    packet is a keyframe. The container is left at its end; callers seek.
-    Indexes are cached per process by the file's identity and mtime.
+    packet is a keyframe. An AVI's own index (idx1), when it lists one
+    non-empty entry per frame of the header, stands in for the demuxing: its
+    timestamps are the packets' (AVI stores no reordering). The container
+    may be left at its end; callers seek. Indexes are cached per process by
+    the file's identity and mtime.
     """
     stat = os.stat(name)
     cache_key = (os.path.realpath(name), stat.st_ino, stat.st_size, stat.st_mtime_ns)
     if cache_key in _INDEXES:
-        return _INDEXES[cache_key]
-    pts, keys = [], []
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            if packet.pts is None:
-                pts = None
-                break
-            pts.append(packet.pts)
-            keys.append(packet.is_keyframe)
-    except (av.error.FFmpegError, OSError):
-        pts = None
+        return _INDEXES[cache_key], True
+    entries = stream.index_entries if container.format.name == "avi" else None
+    untouched = bool(entries) and len(entries) == stream.frames and all(e.size > 0 for e in entries)
+    if untouched:
+        pts = [entry.timestamp for entry in entries]
+        keys = [entry.is_keyframe for entry in entries]
+    else:
+        pts, keys = _demuxed_packets(container, stream)
     index = None
     if pts and keys[0]:
         pts = np.asarray(pts, np.int64)
@@ -399,7 +398,24 @@ def _packet_index(name: str, container, stream) -> _PacketIndex | None:
     if len(_INDEXES) >= _INDEX_CACHE_SIZE:
         _INDEXES.pop(next(iter(_INDEXES)))
     _INDEXES[cache_key] = index
-    return index
+    return index, untouched
+
+
+def _demuxed_packets(container, stream) -> tuple[list[int] | None, list[bool]]:
+    """(pts, keyframe flags) of the stream's non-empty packets; pts None if one lacks it."""
+    pts, keys = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                pts = None
+                break
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    except (av.error.FFmpegError, OSError):
+        pts = None
+    return pts, keys
 
 
 def _seek_runs(index: _PacketIndex, targets: np.ndarray, seek_cost: int) -> list[tuple[int, list[int]]]:
@@ -458,20 +474,24 @@ def _frames_from(name: str, container, stream, index: _PacketIndex, key: int):
         raise _SeekFailed(f"decoding failed ({_one_line(err)})") from err
 
 
-def _read_seek(name: str, path, targets: np.ndarray, hw, method: str) -> dict[int, np.ndarray] | None:
-    """The frames at sorted unique `targets`, by seeking; None: decode sequentially."""
-    container, stream = _open_video(path)
+def _read_seek(name: str, container, stream, targets: np.ndarray, hw, method: str):
+    """The frames at sorted unique `targets`, by seeking.
+
+    Returns `(frames by index or None, untouched)`: None asks for the
+    sequential decode, which may go on with this container when `untouched`
+    (nothing was read from it yet: the index came from idx1 or the cache).
+    """
+    index, untouched = _packet_index(name, container, stream)
+    if index is None:
+        logger.debug("%s: no trustworthy packet index; decoding sequentially", name)
+        return None, False
+    if targets[-1] >= len(index.pts):
+        return None, untouched  # past the end: the sequential reader clamps and warns
+    runs = _seek_runs(index, targets, 0 if method == "seek" else SEEK_COST_FRAMES)
+    if method == "auto" and all(key < 0 for key, _ in runs):
+        return None, untouched
+    kept: dict[int, np.ndarray] = {}
     try:
-        index = _packet_index(name, container, stream)
-        if index is None:
-            logger.debug("%s: no trustworthy packet index; decoding sequentially", name)
-            return None
-        if targets[-1] >= len(index.pts):
-            return None  # past the end: the sequential reader clamps and warns
-        runs = _seek_runs(index, targets, 0 if method == "seek" else SEEK_COST_FRAMES)
-        if method == "auto" and all(key < 0 for key, _ in runs):
-            return None
-        kept: dict[int, np.ndarray] = {}
         for key, wanted in runs:
             last = wanted[-1]
             needed = set(wanted)
@@ -482,14 +502,12 @@ def _read_seek(name: str, path, targets: np.ndarray, hw, method: str) -> dict[in
                     break
             if last not in kept:
                 raise _SeekFailed(f"frame {last} was not decoded")
-        seeks = sum(key >= 0 for key, _ in runs)
-        logger.debug("%s: %d seeks for %d frames", name, seeks, len(targets))
-        return kept
     except _SeekFailed as why:
         logger.debug("%s: seek decoding gave up (%s); decoding sequentially", name, why)
-        return None
-    finally:
-        container.close()
+        return None, False
+    seeks = sum(key >= 0 for key, _ in runs)
+    logger.debug("%s: %d seeks for %d frames", name, seeks, len(targets))
+    return kept, False
 
 
 def read_frames(
@@ -548,15 +566,18 @@ def read_frames(
             f"Frame indices must be >= 0. Received: indices={list(map(int, wanted))!r}"
         )
     name = os.fspath(path)
-    if wanted is not None and wanted.size and method != "sequential":
-        targets = np.unique(wanted)
-        sought = None
-        if method == "seek" or targets[-1] > SEEK_COST_FRAMES:
-            sought = _read_seek(name, path, targets, hw, method)
-        if sought is not None:
-            return np.stack([sought[int(i)] for i in wanted])
     container, stream = _open_video(path)
     try:
+        targets = np.unique(wanted) if wanted is not None else None
+        if targets is not None and targets.size and method != "sequential" and (
+            method == "seek" or targets[-1] > SEEK_COST_FRAMES
+        ):
+            sought, untouched = _read_seek(name, container, stream, targets, hw, method)
+            if sought is not None:
+                return np.stack([sought[int(i)] for i in wanted])
+            if not untouched:
+                container.close()
+                container, stream = _open_video(path)
         if wanted is not None and wanted.size == 0:
             if hw is None:
                 info = probe_video(path)
@@ -700,7 +721,7 @@ def _sought_frames(name: str, path, start_s: float, method: str):
     container, stream = _open_video(path)
     try:
         time_base = float(stream.time_base) if stream.time_base else 0.0
-        index = _packet_index(name, container, stream) if time_base else None
+        index = _packet_index(name, container, stream)[0] if time_base else None
         if index is None:
             container.close()
             return None
