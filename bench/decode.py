@@ -13,11 +13,12 @@ are read with `read_frames(method=...)`:
 - "seek_warm": the same with the file's packet index already cached,
 - "auto": what `ClipSource` uses (index cached).
 
-Each is the best of `--repeats` runs, in seconds; ratios are sequential / x.
+Each is the best of `--repeats` runs (`--short_repeats` for the short
+file), taken in turns, in seconds; ratios are sequential / x.
 The frames of every method are checked equal to the sequential ones.
 
     python bench/decode.py                     # 10 minutes, 12 segments
-    python bench/decode.py --minutes 1 --repeats 1
+    python bench/decode.py --minutes 1 --repeats 1 --short_repeats 3
 """
 
 import argparse
@@ -55,15 +56,6 @@ def render(path: pathlib.Path, num_frames: int, gop: int) -> None:
     os.replace(tmp, path)
 
 
-def best_of(repeats, fn):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 def measure(path: pathlib.Path, segments: int, repeats: int) -> dict:
     info = video.probe_video(path)
     indices = video.sample_indices(info.num_frames, segments, mode="segments")
@@ -72,14 +64,20 @@ def measure(path: pathlib.Path, segments: int, repeats: int) -> dict:
         video._INDEXES.clear()
         return video.read_frames(path, indices, method="seek")
 
-    seconds, frames = {}, {}
-    for name, fn in [
-        ("sequential", lambda: video.read_frames(path, indices, method="sequential")),
-        ("seek", cold_seek),
-        ("seek_warm", lambda: video.read_frames(path, indices, method="seek")),
-        ("auto", lambda: video.read_frames(path, indices, method="auto")),
-    ]:
-        seconds[name], frames[name] = best_of(repeats, fn)
+    methods = {
+        "sequential": lambda: video.read_frames(path, indices, method="sequential"),
+        "seek": cold_seek,
+        "seek_warm": lambda: video.read_frames(path, indices, method="seek"),
+        "auto": lambda: video.read_frames(path, indices, method="auto"),
+    }
+    # Round-robin repeats, so that load from other processes hits every method alike.
+    seconds = {name: float("inf") for name in methods}
+    frames = {}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            start = time.perf_counter()
+            frames[name] = fn()
+            seconds[name] = min(seconds[name], time.perf_counter() - start)
     identical = all(np.array_equal(frames[k], frames["sequential"]) for k in frames)
     return {
         "file": path.name,
@@ -100,7 +98,8 @@ def main():
     parser.add_argument("--gop", type=int, default=250)
     parser.add_argument("--short_s", type=float, default=7.0)
     parser.add_argument("--segments", type=int, default=12)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--short_repeats", type=int, default=30)
     parser.add_argument("--cache_dir", default=os.path.join(tempfile.gettempdir(), "mrrn_bench_decode"))
     args = parser.parse_args()
     root = pathlib.Path(args.cache_dir)
@@ -119,10 +118,11 @@ def main():
         "codec": "mpeg4",
         "segments": args.segments,
         "repeats": args.repeats,
+        "short_repeats": args.short_repeats,
         "seek_cost_frames": video.SEEK_COST_FRAMES,
         "render_s": round(render_s, 2),
         "long": measure(long_path, args.segments, args.repeats),
-        "short": measure(short_path, args.segments, args.repeats),
+        "short": measure(short_path, args.segments, args.short_repeats),
     }, indent=2))
 
 

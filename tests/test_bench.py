@@ -85,7 +85,7 @@ def test_decode_bench_reports_both_files_with_identical_frames(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     result = subprocess.run(
         [sys.executable, "bench/decode.py", "--minutes", "0.1", "--gop", "50", "--short_s", "2",
-         "--repeats", "1", "--cache_dir", str(tmp_path)],
+         "--repeats", "1", "--short_repeats", "1", "--cache_dir", str(tmp_path)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -64,9 +64,9 @@ DEFAULT_MAX_PIXELS = 7680 * 4320
 # How `read_frames` and `iter_frames` reach the frames they need.
 DECODE_METHODS = ("auto", "seek", "sequential")
 
-# What one seek costs, in decoded frames (measured with bench/decode.py: the
-# demuxer's jump, the decoder's flush and its threads refilling). "auto"
-# seeks only where skipping more frames than this is saved.
+# What one seek is taken to cost, in decoded frames (the demuxer's jump, the
+# decoder's flush, its threads refilling): a setting, not a measurement.
+# "auto" seeks only where it skips more frames than this.
 SEEK_COST_FRAMES = 16
 
 # Packet indexes kept per process (the sparse decoder's map of a file), keyed
