@@ -216,3 +216,18 @@ def test_avi_index_stands_in_for_demuxing(tmp_path):
     np.testing.assert_array_equal(from_idx1.pts, np.sort(pts))
     np.testing.assert_array_equal(np.flatnonzero(keys), np.unique(from_idx1.key))
     assert np.unique(from_idx1.key).tolist() == list(range(0, 60, 8))
+
+
+def test_frame_cache_stores_a_phone_video_upright(tmp_path):
+    from mrrn_keras.data.cache import prepare_cache
+    from mrrn_keras.data.datasets import VideoIndex
+
+    frames = np.zeros((4, 32, 48, 3), np.uint8)
+    frames[:, :8, :8] = 255  # stored top-left: upright (turned clockwise), top-right
+    path = tmp_path / "phone.mkv"
+    write_stream(path, frames, codec="ffv1", gop=1, rotation=-90, pix_fmt="bgr0")
+    index = VideoIndex((str(path),), (0,), ("a",))
+    cache = prepare_cache(index, tmp_path / "cache", short_side=32, workers=1)
+    (frame,) = cache.frames(0, [2])
+    assert frame.shape == (48, 32, 3)
+    assert frame[:8, -8:].mean() > 200 and frame[:8, :8].mean() < 50
