@@ -6,6 +6,7 @@ Matroska file whose every packet claims to be a keyframe, and files carrying a
 display matrix (a phone's portrait video).
 """
 
+import fractions
 import logging
 
 import av
@@ -58,11 +59,11 @@ def mpeg4_avi(path, num_frames=60):
 
 
 def vfr_mkv(path, num_frames=60):
-    # Gaps of 1 to 4 ms-ticks * 10: no constant rate describes these times.
+    # Gaps of 10 to 40 ms: no constant rate describes these times.
     steps = np.random.default_rng(1).integers(1, 5, num_frames) * 10
     pts = np.concatenate([[0], np.cumsum(steps[:-1])])
     write_stream(path, moving_frames(num_frames), codec="mpeg4", gop=8, pts=pts,
-                 time_base=av.time_base and __import__("fractions").Fraction(1, 1000),
+                 time_base=fractions.Fraction(1, 1000),
                  options={"flags": "qscale", "global_quality": "600"})
     return path
 
