@@ -125,3 +125,20 @@ def test_timeline_bench_prints_json():
     assert run["frames_decoded"] == 48
     assert run["backbone_frame_calls"] == run["distinct_frames_used"] <= 48
     assert run["peak_rss_mib"] > 0 and run["windows"] > 0
+
+
+@pytest.mark.slow
+def test_decode_bench_reports_both_files_with_identical_frames(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run(
+        [sys.executable, "bench/decode.py", "--minutes", "0.1", "--gop", "50", "--short_s", "2",
+         "--repeats", "1", "--short_repeats", "1", "--cache_dir", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["long"]["frames"] == 150 and report["short"]["frames"] == 50
+    for part in ("long", "short"):
+        assert report[part]["identical"] is True
+        assert set(report[part]["seconds"]) == {"sequential", "seek", "seek_warm", "auto"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long_150f_gop50.avi", "short_50f_gop12.avi"]

@@ -1,8 +1,16 @@
 """Video decoding, clip sampling and writing with PyAV.
 
-Frames are always uint8 RGB arrays shaped `(T, H, W, 3)`. Reading decodes a
-file once, sequentially, and converts to RGB only the frames that are kept,
-which is what makes `load_clip` cheap enough to run inside `tf.data`.
+Frames are always uint8 RGB arrays shaped `(T, H, W, 3)`, upright: the
+rotation of a file's display matrix (phone videos) is applied. Reading
+converts to RGB only the frames that are kept, and `read_frames` /
+`iter_frames` seek to the keyframe before each needed stretch of frames
+when that is cheaper than decoding from the start (`method="auto"`); the
+frames are the same, bit for bit, as a sequential decode's, because a
+frame is identified by its presentation timestamp.
+
+A frame of more than `MRRN_MAX_VIDEO_PIXELS` pixels (width x height,
+default 7680x4320; the variable takes a count or `WxH`) is refused from the
+stream header, before anything is decoded.
 
 Every failure to read a file (missing, empty, not a video, no video stream,
 nothing decodable) raises `mrrn_keras.errors.VideoError` naming the path;
@@ -36,7 +44,7 @@ import av.error
 import numpy as np
 
 from mrrn_keras.data.sampling import SAMPLING_MODES, SHORT_POLICIES
-from mrrn_keras.errors import VideoError
+from mrrn_keras.errors import ConfigError, VideoError
 from mrrn_keras.files import current_umask
 from mrrn_keras.validation import check_int
 
@@ -48,6 +56,22 @@ PathLike = str | os.PathLike
 # Encoders that reject odd frame sizes with yuv420p; mpeg4 and mjpeg accept
 # them, so only these are refused up front.
 EVEN_SIZE_CODECS = frozenset({"libx264", "h264", "libopenh264", "libx265", "hevc"})
+
+# Environment variable bounding a frame's width x height, and its default (8K UHD).
+MAX_PIXELS_ENV = "MRRN_MAX_VIDEO_PIXELS"
+DEFAULT_MAX_PIXELS = 7680 * 4320
+
+# How `read_frames` and `iter_frames` reach the frames they need.
+DECODE_METHODS = ("auto", "seek", "sequential")
+
+# What one seek is taken to cost, in decoded frames (the demuxer's jump, the
+# decoder's flush, its threads refilling): a setting, not a measurement.
+# "auto" seeks only where it skips more frames than this.
+SEEK_COST_FRAMES = 16
+
+# Packet indexes kept per process (the sparse decoder's map of a file), keyed
+# by the file's identity and modification time.
+_INDEX_CACHE_SIZE = 64
 
 # Pixel format and quality options per encoder. mpeg4/mjpeg at qscale 2 and
 # x264 at crf 18 are visually near-lossless; FFmpeg's default 200 kb/s makes
@@ -113,9 +137,74 @@ def _open_video(path: PathLike) -> tuple[av.container.InputContainer, av.video.s
         container.close()
         raise VideoError(name, f"no video stream (streams found: {', '.join(kinds)})")
     stream = container.streams.video[0]
+    width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+    limit = max_video_pixels()
+    if width * height > limit:
+        container.close()
+        raise VideoError(
+            name,
+            f"frame size {width}x{height} ({width * height} pixels) is over the limit of "
+            f"{limit} pixels ({MAX_PIXELS_ENV})",
+        )
     # Frame-level threading: several frames decode in parallel, in order.
     stream.thread_type = "AUTO"
     return container, stream
+
+
+def max_video_pixels() -> int:
+    """The largest frame (width x height, in pixels) a video may have.
+
+    Read from `MRRN_MAX_VIDEO_PIXELS`: a pixel count (`33177600`) or a size
+    (`7680x4320`); unset or empty gives 7680x4320. Every reader checks the
+    stream header against it before decoding, so a file announcing huge
+    frames cannot exhaust memory.
+
+    Returns:
+        int > 0.
+
+    Raises:
+        ConfigError: the variable is set to something else.
+
+    Example:
+
+    >>> max_video_pixels() > 0
+    True
+    """
+    raw = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_MAX_PIXELS
+    parts = raw.lower().split("x")
+    if len(parts) in (1, 2) and all(part.strip().isdigit() for part in parts):
+        value = math.prod(int(part) for part in parts)
+        if value > 0:
+            return value
+    raise ConfigError(
+        f"{MAX_PIXELS_ENV} must be a positive pixel count or WIDTHxHEIGHT (e.g. 7680x4320). "
+        f"Received: {MAX_PIXELS_ENV}={raw[:40]!r}"
+    )
+
+
+def _clockwise(frame: av.VideoFrame) -> int:
+    """Degrees (0, 90, 180, 270) to turn `frame` clockwise to show it upright.
+
+    `frame.rotation` is the display matrix's counter-clockwise angle, which
+    FFmpeg's players undo by turning the picture clockwise by it.
+    """
+    return int(round(-frame.rotation / 90.0)) % 4 * 90
+
+
+def _rgb(frame: av.VideoFrame, hw: tuple[int, int] | None) -> np.ndarray:
+    """`frame` as an upright RGB uint8 array, resized to `hw` (as returned)."""
+    turn = _clockwise(frame)
+    if hw is None:
+        array = frame.to_ndarray(format="rgb24")
+    else:
+        height, width = hw if turn in (0, 180) else hw[::-1]
+        array = frame.to_ndarray(format="rgb24", height=height, width=width)
+    if turn:
+        # (H, W, 3) -> (W, H, 3) for 90 and 270.
+        array = np.ascontiguousarray(np.rot90(array, k=-turn // 90))
+    return array
 
 
 def _one_line(err: BaseException) -> str:
@@ -139,8 +228,27 @@ def _decode(name: str, container, stream) -> Iterator[av.VideoFrame]:
         logger.warning("%s: decoding stopped after %d frames: %s", name, count, _one_line(err))
 
 
+def _first_rotation(name: str, container, stream, *, rewind: bool) -> int:
+    """Clockwise turn of the stream's first frame; 0 when none decodes.
+
+    The display matrix reaches PyAV on decoded frames only, so one frame is
+    decoded; `rewind` first goes back to the start (after counting frames).
+    """
+    try:
+        if rewind:
+            container.seek(0, stream=stream)
+    except (av.error.FFmpegError, OSError):
+        return 0
+    try:
+        for frame in _decode(name, container, stream):
+            return _clockwise(frame)
+    except VideoError:
+        pass
+    return 0
+
+
 def probe_video(path: PathLike) -> VideoInfo:
-    """Reads a video's frame count, frame rate, size and duration.
+    """Reads a video's frame count, frame rate, size, duration and rotation.
 
     The frame count is, in order of preference: the stream header's count
     (AVI, MP4, MOV carry one) when positive; else `round(duration * fps)`
@@ -182,20 +290,26 @@ def probe_video(path: PathLike) -> VideoInfo:
         num_frames = int(stream.frames or 0)
         if num_frames <= 0 and duration_s > 0 and fps > 0:
             num_frames = int(round(duration_s * fps))
-        if num_frames <= 0:
+        counted = num_frames <= 0
+        if counted:
             logger.debug("%s: no frame count in the header; counting by decoding", name)
             num_frames = sum(1 for _ in _decode(name, container, stream))
             if num_frames == 0:
                 raise VideoError(name, "video stream has no decodable frames")
         if duration_s <= 0 and fps > 0:
             duration_s = num_frames / fps
+        width, height = int(stream.codec_context.width), int(stream.codec_context.height)
+        rotation = _first_rotation(name, container, stream, rewind=counted)
+        if rotation in (90, 270):
+            width, height = height, width
         return VideoInfo(
             path=name,
             num_frames=num_frames,
             fps=fps,
-            width=int(stream.codec_context.width),
-            height=int(stream.codec_context.height),
+            width=width,
+            height=height,
             duration_s=duration_s,
+            rotation=rotation,
         )
     finally:
         container.close()
@@ -224,17 +338,196 @@ def _parse_size(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _PacketIndex:
+    """A file's frames as its demuxer lists them, without decoding.
+
+    Attributes:
+        pts: int64 `(n,)`. Presentation timestamp of frame `i` (ascending).
+        key: int64 `(n,)`. Frame index of the keyframe to seek to for frame
+            `i`: the last keyframe shown at or before it.
+    """
+
+    pts: np.ndarray
+    key: np.ndarray
+
+
+_INDEXES: dict[tuple, _PacketIndex | None] = {}
+
+
+def _check_method(method: str) -> str:
+    if method not in DECODE_METHODS:
+        raise ValueError(f"`method` must be one of {DECODE_METHODS}. Received: method={method!r}")
+    return method
+
+
+def _packet_index(name: str, container, stream) -> tuple[_PacketIndex | None, bool]:
+    """The stream's `_PacketIndex` (None if it cannot be trusted), and whether
+    the container is still untouched (no packet read from it).
+
+    Trusted means: every packet has a timestamp, no two share one, the first
+    packet is a keyframe. An AVI's own index (idx1), when it lists one
+    non-empty entry per frame of the header, stands in for the demuxing: its
+    timestamps are the packets' (AVI stores no reordering). The container
+    may be left at its end; callers seek. Indexes are cached per process by
+    the file's identity and mtime.
+    """
+    stat = os.stat(name)
+    cache_key = (os.path.realpath(name), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if cache_key in _INDEXES:
+        return _INDEXES[cache_key], True
+    entries = stream.index_entries if container.format.name == "avi" else None
+    untouched = bool(entries) and len(entries) == stream.frames and all(e.size > 0 for e in entries)
+    if untouched:
+        pts = [entry.timestamp for entry in entries]
+        keys = [entry.is_keyframe for entry in entries]
+    else:
+        pts, keys = _demuxed_packets(container, stream)
+    index = None
+    if pts and keys[0]:
+        pts = np.asarray(pts, np.int64)
+        order = np.argsort(pts, kind="stable")
+        sorted_pts = pts[order]
+        if np.all(np.diff(sorted_pts) > 0):
+            is_key = np.asarray(keys, bool)[order]
+            # The latest keyframe at or before each frame, in presentation order.
+            key = np.maximum.accumulate(np.where(is_key, np.arange(len(pts)), 0))
+            index = _PacketIndex(pts=sorted_pts, key=key.astype(np.int64))
+    if len(_INDEXES) >= _INDEX_CACHE_SIZE:
+        _INDEXES.pop(next(iter(_INDEXES)))
+    _INDEXES[cache_key] = index
+    return index, untouched
+
+
+def _demuxed_packets(container, stream) -> tuple[list[int] | None, list[bool]]:
+    """(pts, keyframe flags) of the stream's non-empty packets; pts None if one lacks it."""
+    pts, keys = [], []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            if packet.pts is None:
+                pts = None
+                break
+            pts.append(packet.pts)
+            keys.append(packet.is_keyframe)
+    except (av.error.FFmpegError, OSError):
+        pts = None
+    return pts, keys
+
+
+def _seek_runs(index: _PacketIndex, targets: np.ndarray, seek_cost: int) -> list[tuple[int, list[int]]]:
+    """Groups sorted unique frame indices into decoding runs.
+
+    Each run is `(keyframe index to seek to, or -1 to decode from the
+    start, frames it collects)`. Going on decoding from the last frame
+    collected costs the frames in between; a seek costs `seek_cost` plus the
+    frames from the keyframe; the cheaper is taken at every target.
+    """
+    runs: list[tuple[int, list[int]]] = []
+    position = -1
+    for target in targets.tolist():
+        key = int(index.key[target])
+        if seek_cost + target - key + 1 < target - position:
+            runs.append((key, [target]))
+        elif runs:
+            runs[-1][1].append(target)
+        else:
+            runs.append((-1, [target]))
+        position = target
+    return runs
+
+
+class _SeekFailed(Exception):
+    """The file's index disagrees with its decoded frames; decode sequentially."""
+
+
+def _frames_from(name: str, container, stream, index: _PacketIndex, key: int):
+    """Yields `(frame index, frame)`, seeking to keyframe `key` (-1: the first).
+
+    Raises `_SeekFailed` when the seek does not land on that keyframe or a
+    frame's timestamp is not in the index.
+    """
+    start = max(key, 0)
+    try:
+        container.seek(int(index.pts[start]), stream=stream, backward=True, any_frame=False)
+    except (av.error.FFmpegError, OSError) as err:
+        raise _SeekFailed(f"seek failed ({_one_line(err)})") from err
+    landed = False
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                raise _SeekFailed("a frame without a timestamp")
+            where = int(np.searchsorted(index.pts, frame.pts))
+            if where >= len(index.pts) or index.pts[where] != frame.pts:
+                raise _SeekFailed(f"frame pts {frame.pts} is not in the index")
+            if where < start:
+                continue  # shown before the keyframe (open GOP), not ours
+            if not landed:
+                if where != start or not frame.key_frame:
+                    raise _SeekFailed(f"landed on frame {where}, not keyframe {start}")
+                landed = True
+            yield where, frame
+    except (av.error.FFmpegError, OSError) as err:
+        raise _SeekFailed(f"decoding failed ({_one_line(err)})") from err
+
+
+def _read_seek(name: str, container, stream, targets: np.ndarray, hw, method: str):
+    """The frames at sorted unique `targets`, by seeking.
+
+    Returns `(frames by index or None, untouched)`: None asks for the
+    sequential decode, which may go on with this container when `untouched`
+    (nothing was read from it yet: the index came from idx1 or the cache).
+    """
+    index, untouched = _packet_index(name, container, stream)
+    if index is None:
+        logger.debug("%s: no trustworthy packet index; decoding sequentially", name)
+        return None, False
+    if targets[-1] >= len(index.pts):
+        return None, untouched  # past the end: the sequential reader clamps and warns
+    runs = _seek_runs(index, targets, 0 if method == "seek" else SEEK_COST_FRAMES)
+    if method == "auto" and all(key < 0 for key, _ in runs):
+        return None, untouched
+    kept: dict[int, np.ndarray] = {}
+    try:
+        for key, wanted in runs:
+            last = wanted[-1]
+            needed = set(wanted)
+            for where, frame in _frames_from(name, container, stream, index, key):
+                if where in needed:
+                    kept[where] = _rgb(frame, hw)
+                if where >= last:
+                    break
+            if last not in kept:
+                raise _SeekFailed(f"frame {last} was not decoded")
+    except _SeekFailed as why:
+        logger.debug("%s: seek decoding gave up (%s); decoding sequentially", name, why)
+        return None, False
+    seeks = sum(key >= 0 for key, _ in runs)
+    logger.debug("%s: %d seeks for %d frames", name, seeks, len(targets))
+    return kept, False
+
+
 def read_frames(
     path: PathLike,
     indices: Sequence[int] | None = None,
     *,
     size: int | tuple[int, int] | None = None,
+    method: str = "auto",
 ) -> np.ndarray:
-    """Decodes the frames at `indices` from a video, as RGB uint8.
+    """Decodes the frames at `indices` from a video, as upright RGB uint8.
 
-    The stream is decoded once, from the start, up to the largest index
-    asked for; only the kept frames are converted to RGB (and resized, by
-    FFmpeg's scaler). Indices may repeat and come in any order; frames are
+    Frame `i` is the `i`-th frame shown (ordered by presentation
+    timestamp). `method="sequential"` decodes once from the start up to the
+    largest index asked for; `"seek"` lists the file's packets (no
+    decoding), then seeks to the keyframe before each needed stretch of
+    frames and picks frames by timestamp; `"auto"` seeks only where that
+    skips more frames than a seek costs (`SEEK_COST_FRAMES`), e.g. a few
+    frames spread over a long video. All three return the same pixels; a
+    file whose index is missing or disagrees with its frames (no
+    timestamps, bogus keyframe flags, a seek that lands elsewhere) is
+    decoded sequentially. Only the kept frames are converted to RGB (and
+    resized, by FFmpeg's scaler). Indices may repeat and come in any order; frames are
     returned in the order asked. An index past the real end of the stream
     (a header that overstates the count, or a file cut short) gives the last
     decoded frame, with a warning naming the file and how many frames were
@@ -244,14 +537,15 @@ def read_frames(
         path: str or path-like. The video file.
         indices: sequence of int >= 0, or None for every frame.
         size: None (keep the stored size), an int `s` (resize to `s`x`s`)
-            or a `(height, width)` pair.
+            or a `(height, width)` pair, of the upright frame.
+        method: str. "auto", "seek" or "sequential" (see above).
 
     Returns:
         uint8 array `(len(indices), H, W, 3)`, RGB.
 
     Raises:
         VideoError: the file cannot be read or decodes no frame.
-        ValueError: a negative index or an invalid `size`.
+        ValueError: a negative index, an invalid `size` or `method`.
 
     Example:
 
@@ -263,20 +557,30 @@ def read_frames(
     (4, 16, 24, 3)
     """
     hw = _parse_size(size)
+    _check_method(method)
     wanted = None if indices is None else np.asarray(indices, dtype=np.int64).reshape(-1)
     if wanted is not None and wanted.size and wanted.min() < 0:
         raise ValueError(
             f"Frame indices must be >= 0. Received: indices={list(map(int, wanted))!r}"
         )
-    container, stream = _open_video(path)
     name = os.fspath(path)
+    container, stream = _open_video(path)
     try:
+        targets = np.unique(wanted) if wanted is not None else None
+        if targets is not None and targets.size and method != "sequential" and (
+            method == "seek" or targets[-1] > SEEK_COST_FRAMES
+        ):
+            sought, untouched = _read_seek(name, container, stream, targets, hw, method)
+            if sought is not None:
+                return np.stack([sought[int(i)] for i in wanted])
+            if not untouched:
+                container.close()
+                container, stream = _open_video(path)
         if wanted is not None and wanted.size == 0:
-            height, width = hw or (stream.codec_context.height, stream.codec_context.width)
-            return np.zeros((0, height, width, 3), np.uint8)
-        kwargs = {"format": "rgb24"}
-        if hw is not None:
-            kwargs.update(height=hw[0], width=hw[1])
+            if hw is None:
+                info = probe_video(path)
+                hw = (info.height, info.width)
+            return np.zeros((0, *hw, 3), np.uint8)
         last_needed = None if wanted is None else int(wanted.max())
         needed = None if wanted is None else set(wanted.tolist())
         promised = int(stream.frames or 0)
@@ -287,7 +591,7 @@ def read_frames(
             count = index + 1
             last_frame = frame
             if needed is None or index in needed:
-                kept[index] = frame.to_ndarray(**kwargs)
+                kept[index] = _rgb(frame, hw)
             if last_needed is not None and index >= last_needed:
                 break
         if count == 0:
@@ -305,7 +609,7 @@ def read_frames(
             last_needed,
         )
         if count - 1 not in kept:
-            kept[count - 1] = last_frame.to_ndarray(**kwargs)
+            kept[count - 1] = _rgb(last_frame, hw)
     return np.stack([kept[min(int(i), count - 1)] for i in wanted])
 
 
@@ -354,9 +658,6 @@ def iter_frame_chunks(
     if isinstance(start, bool) or not isinstance(start, (int, np.integer)) or start < 0:
         raise ValueError(f"`start` must be an integer >= 0. Received: start={start!r}")
     hw = _parse_size(size)
-    kwargs = {"format": "rgb24"}
-    if hw is not None:
-        kwargs.update(height=hw[0], width=hw[1])
     container, stream = _open_video(path)
     name = os.fspath(path)
     chunk: list[np.ndarray] = []
@@ -366,7 +667,7 @@ def iter_frame_chunks(
             decoded = index + 1
             if index < start or (index - start) % stride:
                 continue
-            chunk.append(frame.to_ndarray(**kwargs))
+            chunk.append(_rgb(frame, hw))
             if len(chunk) == chunk_len:
                 yield np.stack(chunk)
                 chunk = []
@@ -407,22 +708,73 @@ def frame_timestamps(path: PathLike) -> np.ndarray:
     return np.asarray([t for t, _ in _timed_frames(path, size=None, convert=False)], np.float64)
 
 
-def _timed_frames(path, *, size, convert, start_s=0.0, end_s=None, every=1):
-    """Yields (seconds since the first frame, frame) front to back; the frame is an
-    RGB array when `convert`, else None."""
-    hw = _parse_size(size)
-    kwargs = {"format": "rgb24"}
-    if hw is not None:
-        kwargs.update(height=hw[0], width=hw[1])
+def _sought_frames(name: str, path, start_s: float, method: str):
+    """Frames from the keyframe before `start_s`, by seeking, if that is cheaper.
+
+    Returns `(container, frames, first pts)`: an open container (the caller
+    closes it), an iterator of decoded frames that starts at the keyframe
+    (its landing checked) and the stream's first timestamp; or None, when
+    the sequential decode is to be used.
+    """
     container, stream = _open_video(path)
+    try:
+        time_base = float(stream.time_base) if stream.time_base else 0.0
+        index = _packet_index(name, container, stream)[0] if time_base else None
+        if index is None:
+            container.close()
+            return None
+        times = index.pts * time_base - index.pts[0] * time_base
+        target = int(np.searchsorted(times, start_s, side="left"))
+        cost = 0 if method == "seek" else SEEK_COST_FRAMES
+        if target >= len(times) or cost + target - int(index.key[target]) >= target:
+            container.close()
+            return None
+        frames = _frames_from(name, container, stream, index, int(index.key[target]))
+        _, first = next(frames)
+    except (_SeekFailed, StopIteration) as why:
+        logger.debug("%s: seek decoding gave up (%s); decoding sequentially", name, why)
+        container.close()
+        return None
+    except BaseException:
+        container.close()
+        raise
+    return container, _after_landing(name, first, frames), int(index.pts[0])
+
+
+def _after_landing(name: str, first: av.VideoFrame, frames) -> Iterator[av.VideoFrame]:
+    """`first`, then the frames of `frames`; a failure past the landing ends them, as in `_decode`."""
+    yield first
+    count = 1
+    try:
+        for _, frame in frames:
+            count += 1
+            yield frame
+    except _SeekFailed as why:
+        logger.warning("%s: decoding stopped after %d frames: %s", name, count, why)
+
+
+def _timed_frames(path, *, size, convert, start_s=0.0, end_s=None, every=1, method="sequential"):
+    """Yields (seconds since the first frame, frame) front to back; the frame is an
+    RGB array when `convert`, else None. With `start_s > 0`, `method` may seek."""
+    hw = _parse_size(size)
     name = os.fspath(path)
+    sought = None
+    if start_s > 0 and method != "sequential":
+        sought = _sought_frames(name, path, start_s, method)
+    if sought is None:
+        container, stream = _open_video(path)
+        frames, origin = _decode(name, container, stream), None
+    else:
+        container, frames, first_pts = sought
+        stream = container.streams.video[0]
     time_base = float(stream.time_base) if stream.time_base else 0.0
+    if sought is not None:
+        origin = first_pts * time_base
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
-    origin = None
     kept = 0
     try:
-        for index, frame in enumerate(_decode(name, container, stream)):
+        for index, frame in enumerate(frames):
             if frame.pts is not None and time_base:
                 seconds = frame.pts * time_base
             else:
@@ -434,7 +786,7 @@ def _timed_frames(path, *, size, convert, start_s=0.0, end_s=None, every=1):
             if end_s is not None and seconds >= end_s:
                 break
             if kept % every == 0:
-                yield seconds, (frame.to_ndarray(**kwargs) if convert else None)
+                yield seconds, (_rgb(frame, hw) if convert else None)
             kept += 1
         if origin is None:
             raise VideoError(name, "video stream has no decodable frames")
@@ -449,11 +801,15 @@ def iter_frames(
     start_s: float = 0.0,
     end_s: float | None = None,
     every: int = 1,
+    method: str = "auto",
 ) -> Iterator[tuple[float, np.ndarray]]:
     """Decodes a video front to back, yielding `(time in seconds, frame)`.
 
     Times are those of `frame_timestamps`. Memory stays at one frame; this
-    is what timelines over long videos and annotated output read.
+    is what timelines over long videos and annotated output read. With
+    `start_s > 0`, `method` ("auto", "seek", "sequential") says whether to
+    seek to the keyframe before `start_s` rather than decode from the
+    start; see `read_frames`. The frames and times are the same either way.
 
     Args:
         path: str or path-like. The video file.
@@ -461,13 +817,14 @@ def iter_frames(
         start_s: float >= 0. Frames shown before this time are skipped.
         end_s: float or None. Stop before the first frame at or after it.
         every: int >= 1. Keep every `every`-th frame from `start_s` on.
+        method: str. "auto", "seek" or "sequential".
 
     Yields:
         `(seconds, uint8 array (H, W, 3))`, RGB.
 
     Raises:
         VideoError: the file cannot be read or decodes no frame.
-        ValueError: an invalid `size`, `start_s`, `end_s` or `every`.
+        ValueError: an invalid `size`, `start_s`, `end_s`, `every` or `method`.
 
     Example:
 
@@ -479,6 +836,7 @@ def iter_frames(
     [1.0, 2.0]
     """
     every = check_int("every", every)
+    _check_method(method)
     ok = isinstance(start_s, (int, float)) and not isinstance(start_s, bool)
     if not ok or not math.isfinite(start_s) or start_s < 0:
         raise ValueError(f"`start_s` must be a finite number >= 0. Received: start_s={start_s!r}")
@@ -489,7 +847,8 @@ def iter_frames(
             f"`end_s` must be None or a number > start_s. Received: end_s={end_s!r}"
         )
     yield from _timed_frames(
-        path, size=size, convert=True, start_s=float(start_s), end_s=end_s, every=every
+        path, size=size, convert=True, start_s=float(start_s), end_s=end_s, every=every,
+        method=method,
     )
 
 
