@@ -327,3 +327,14 @@ def test_iter_frame_chunks_bad_arguments(tmp_path):
         next(video.iter_frame_chunks(path, 2, stride=0))
     with pytest.raises(VideoError, match="missing.avi"):
         next(video.iter_frame_chunks(tmp_path / "missing.avi", 2))
+
+
+def test_one_decoding_thread_gives_the_same_frames(tmp_path):
+    path = tmp_path / "v.mp4"
+    clip = np.random.default_rng(3).integers(0, 256, (30, 48, 64, 3), dtype=np.uint8)
+    video.write_video(path, clip, codec="libx264")
+    indices = [0, 7, 7, 29, 12]
+    np.testing.assert_array_equal(video.read_frames(path, indices, size=(24, 32), threads=1),
+                                  video.read_frames(path, indices, size=(24, 32)))
+    with pytest.raises(ValueError, match="threads"):
+        video.read_frames(path, [0], threads=4)

@@ -431,7 +431,9 @@ class ClipSource:
             scale = spec.decode_short_side / min(info.height, info.width)
             # Keep the aspect ratio; FFmpeg's scaler needs at least 1 pixel.
             size = (max(1, round(info.height * scale)), max(1, round(info.width * scale)))
-            frames = read_frames(path, indices.reshape(-1), size=size)
+            # One decoding thread per file: loaders decode a file per worker, and
+            # FFmpeg's own frame threads would only contend with the other workers.
+            frames = read_frames(path, indices.reshape(-1), size=size, threads=1)
         else:
             label, video_id, num_frames = self.source.video(position)
             indices = clip_indices(num_frames, spec.clip_len, **sampling)  # (K, T)
