@@ -25,11 +25,31 @@
 # on rendered motion clips, no TensorFlow needed), with the arguments after it:
 #
 #   bash bench/gpu.sh motion --size 128 --epochs 60 --model '{"backbone_width": 0.5}'
+#
+# With `train` first, it runs bench/train.py: end-to-end training clips/s of
+# mrrn_r34.paper at 12x224², batch 30, on in-memory clips and through the
+# TensorFlow-free loader reading rendered 320x240 videos (loader / consumption):
+#
+#   bash bench/gpu.sh train > train_gpu.json
+#
+# With `motion-retrain` first, it runs recipes/train_motion.py (the mrrn_tiny.motion
+# retrain, `mrrn_keras.finetune` under JAX) with the arguments after it:
+#
+#   bash bench/gpu.sh motion-retrain --out=runs/motion --zoo_entry=runs/mrrn_tiny.motion
+#
+# Those two train through the package, so they also need absl-py (the recipes' flags),
+# pillow (the loader's resizing) and matplotlib + its pure-Python dependencies (the run's
+# plots) where the machine lacks them: add
+#   absl-py pillow matplotlib contourpy cycler fonttools kiwisolver pyparsing python-dateutil six
+# to the pip download line above (wheel sizes: docs/benchmarks.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Set before anything imports keras: its default backend would import TensorFlow.
 export KERAS_BACKEND=jax
 needed="import keras, av, tqdm, filelock"
+case "${1:-}" in
+  train|motion-retrain) needed="$needed, absl, PIL, matplotlib" ;;
+esac
 if ! python -c "$needed" 2>/dev/null; then
   if [ ! -d .pydeps ]; then
     if ! ls .whl/*.whl >/dev/null 2>&1; then
@@ -44,8 +64,9 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # JAX would otherwise take 75% of the GPU's memory and leave torch little.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-if [ "${1:-}" = "motion" ]; then
-  shift
-  exec python bench/motion_probe.py "$@"
-fi
+case "${1:-}" in
+  motion) shift; exec python bench/motion_probe.py "$@" ;;
+  train) shift; exec python bench/train.py "$@" ;;
+  motion-retrain) shift; exec python recipes/train_motion.py "$@" ;;
+esac
 exec python bench/sru.py --preset gpu "$@"

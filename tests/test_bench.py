@@ -142,3 +142,39 @@ def test_decode_bench_reports_both_files_with_identical_frames(tmp_path):
         assert report[part]["identical"] is True
         assert set(report[part]["seconds"]) == {"sequential", "seek", "seek_warm", "auto"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long_150f_gop50.avi", "short_50f_gop12.avi"]
+
+
+def _gpu_sh_without_tensorflow(tmp_path, *args, timeout=900):
+    """`bash bench/gpu.sh ARGS` under JAX in a process where `import tensorflow` fails."""
+    from tests.helpers import no_tensorflow_env
+
+    env = no_tensorflow_env(tmp_path)
+    del env["KERAS_BACKEND"]  # gpu.sh sets it
+    env["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    result = subprocess.run(["bash", "bench/gpu.sh", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow  # JAX compiles the tiny MRRN's step: about a minute on 2 busy cores
+def test_gpu_train_mode_runs_on_jax_without_tensorflow(tmp_path):
+    result = _gpu_sh_without_tensorflow(
+        tmp_path, "train", "--variant", "mrrn_tiny.motion", "--frames", "4", "--size", "32",
+        "--batch", "2", "--steps", "2", "--videos", "2", "--video_size", "64x48",
+        "--video_frames", "16")
+    report = json.loads(result.stdout)
+    assert report["backend"] == "jax" and report["tensorflow_imported"] is False
+    assert (report["frames"], report["size"], report["batch"]) == (4, 32, 2)
+    rates = report["clips_per_s"]
+    assert set(rates) == {"consumption", "loader", "fit_loader"} and min(rates.values()) > 0
+    assert report["loader_over_consumption"] == pytest.approx(
+        rates["loader"] / rates["consumption"], rel=0.01)
+
+
+@pytest.mark.slow
+def test_gpu_motion_retrain_mode_runs_the_recipe_on_jax_without_tensorflow(tmp_path):
+    _gpu_sh_without_tensorflow(tmp_path, "motion-retrain", "--smoke", f"--out={tmp_path / 'run'}",
+                               f"--zoo_entry={tmp_path / 'entry'}", timeout=1800)
+    assert (tmp_path / "entry" / "config.json").is_file()
+    assert "on JAX" in (tmp_path / "entry" / "card.md").read_text()
