@@ -175,6 +175,6 @@ def test_gpu_train_mode_runs_on_jax_without_tensorflow(tmp_path):
 @pytest.mark.slow
 def test_gpu_motion_retrain_mode_runs_the_recipe_on_jax_without_tensorflow(tmp_path):
     _gpu_sh_without_tensorflow(tmp_path, "motion-retrain", "--smoke", f"--out={tmp_path / 'run'}",
-                               f"--zoo_entry={tmp_path / 'entry'}", timeout=1800)
-    assert (tmp_path / "entry" / "config.json").is_file()
-    assert "on JAX" in (tmp_path / "entry" / "card.md").read_text()
+                               f"--zoo_entry={tmp_path / 'mrrn_tiny.smoke'}", timeout=1800)
+    assert (tmp_path / "mrrn_tiny.smoke" / "config.json").is_file()
+    assert "on JAX" in (tmp_path / "mrrn_tiny.smoke" / "card.md").read_text()
