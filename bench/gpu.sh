@@ -37,18 +37,19 @@
 #
 #   bash bench/gpu.sh motion-retrain --out=runs/motion --zoo_entry=runs/mrrn_tiny.motion
 #
-# Those two train through the package, so they also need absl-py (the recipes' flags),
-# pillow (the loader's resizing) and matplotlib + its pure-Python dependencies (the run's
-# plots) where the machine lacks them: add
-#   absl-py pillow matplotlib contourpy cycler fonttools kiwisolver pyparsing python-dateutil six
-# to the pip download line above (wheel sizes: docs/benchmarks.md).
+# Those two train through the package, so they also need absl-py (the recipes' flags) and
+# pillow (the loader's resizing) where the machine lacks them: add `absl-py pillow` to the
+# pip download line above (and h5py rich ml_dtypes, Keras's own, if the machine lacks them).
+# The ten wheels of that line came to 45.7 MB on 2026-12-07 (av 35.0, pillow 7.1, keras 2.4;
+# 51.9 MB with h5py, rich and ml_dtypes), under the 60 MB a device call may carry.
+# matplotlib is optional: without it a run leaves out its two PNG plots (with a warning).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Set before anything imports keras: its default backend would import TensorFlow.
 export KERAS_BACKEND=jax
 needed="import keras, av, tqdm, filelock"
 case "${1:-}" in
-  train|motion-retrain) needed="$needed, absl, PIL, matplotlib" ;;
+  train|motion-retrain) needed="$needed, absl, PIL" ;;
 esac
 if ! python -c "$needed" 2>/dev/null; then
   if [ ! -d .pydeps ]; then

@@ -374,6 +374,19 @@ def _resume_epoch(backup_dir: pathlib.Path, first_epoch: int) -> int:
         return first_epoch
 
 
+def _can_plot() -> bool:
+    """Whether matplotlib imports; where it does not (a lean accelerator image carrying only
+    what training needs), the plots are left out with a warning: metrics.json and log.csv
+    hold the same numbers."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        logger.warning("matplotlib is not installed: confusion_matrix.png and curves.png are "
+                       "not drawn (metrics.json and log.csv hold the numbers)")
+        return False
+    return True
+
+
 def _tensorflow_importable() -> bool:
     try:
         return importlib.util.find_spec("tensorflow") is not None
@@ -596,8 +609,10 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         eval_clips=config.eval_clips, eval_crops=config.eval_crops,
     )
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
-    plot_history(read_training_log(out / "log.csv"), out / "curves.png")
+    if _can_plot():
+        plot_confusion_matrix(metrics["confusion_matrix"], class_names,
+                              out / "confusion_matrix.png")
+        plot_history(read_training_log(out / "log.csv"), out / "curves.png")
     input_spec = {"frames": spec.clip_len, "height": spec.size, "width": spec.size,
                   "sampling": spec.mode}
     save_model_file(deploy, out / "model.keras", input_spec=input_spec)
@@ -625,6 +640,9 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         "entry": str(out / "entry" / name), "confusion_matrix": str(out / "confusion_matrix.png"),
         "curves": str(out / "curves.png"), "log": str(out / "log.csv"),
     }
+    for plot in ("confusion_matrix", "curves"):  # not drawn without matplotlib
+        if not pathlib.Path(metrics["outputs"][plot]).exists():
+            del metrics["outputs"][plot]
     return metrics
 
 
@@ -666,6 +684,8 @@ def evaluate(
         out = pathlib.Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_confusion_matrix(metrics["confusion_matrix"], class_names, out / "confusion_matrix.png")
+        if _can_plot():
+            plot_confusion_matrix(metrics["confusion_matrix"], class_names,
+                                  out / "confusion_matrix.png")
     return metrics
 

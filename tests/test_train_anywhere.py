@@ -167,3 +167,21 @@ def test_resumed_phase_reads_the_epoch_its_backup_names(tmp_path):
     assert _resume_epoch(backup, 2) == 5
     (backup / "training_metadata.json").write_text('{"epo')  # half written: start over
     assert _resume_epoch(backup, 2) == 2
+
+
+def test_plots_are_left_out_with_a_warning_without_matplotlib(monkeypatch, caplog):
+    import builtins
+
+    from mrrn_keras.finetune import _can_plot
+
+    assert _can_plot()
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    assert not _can_plot()
+    assert "matplotlib is not installed" in caplog.text
