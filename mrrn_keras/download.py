@@ -309,18 +309,27 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
         )
 
 
+def _check_redirect(from_url: str, to_url: str) -> None:
+    scheme = urllib.parse.urlsplit(to_url).scheme.lower()
+    if scheme and scheme not in ("http", "https"):
+        raise WeightsError(
+            f"{from_url} redirected to a {scheme}: URL, refused (transfers are http(s) only)"
+        )
+
+
 class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
     """Follows redirects to http(s) only; the Authorization header only to the same origin."""
 
+    def http_error_302(self, req, fp, code, msg, headers):
+        # urllib itself refuses some schemes here, in words of its own.
+        _check_redirect(req.full_url, headers.get("location") or headers.get("uri") or "")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        # `newurl` is already resolved against the request's URL: the one URL
-        # checked here is the one requested next.
-        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
-        if scheme not in ("http", "https"):
-            raise WeightsError(
-                f"{req.full_url} redirected to a {scheme or 'relative'}: URL, refused (transfers "
-                "are http(s) only)"
-            )
+        # `newurl` is resolved against the request's URL: the URL requested next.
+        _check_redirect(req.full_url, newurl)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         auth = req.unredirected_hdrs.get("Authorization")
         if new is not None and auth and _origin(newurl) == _origin(req.full_url):

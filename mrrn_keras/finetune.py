@@ -200,9 +200,9 @@ def _num_videos(source) -> int:
     return source.num_videos if hasattr(source, "num_videos") else len(source)
 
 
-def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
-    """Checks (and creates) the run folder; refuses a finished run unless `overwrite`,
-    and files of the run's names that it did not write."""
+def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path, entry: pathlib.Path) -> None:
+    """Checks (and creates) the run folder; refuses a finished run unless `overwrite`, and
+    files or folders of the run's names (`entry` too) that the package did not write."""
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: --out_dir must be a folder; this is a file")
     try:
@@ -212,6 +212,8 @@ def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
     if not os.access(out, os.W_OK | os.X_OK):
         raise RunFolderError(f"{out}: the run folder is not writable")
     # Before anything is written or removed: a user's file or folder of the run's names is kept.
+    check_replaceable(out / "backup", BACKUP_KIND, overwrite=True)
+    check_replaceable(entry, ENTRY_KIND, overwrite=True)
     record_files(out, RUN_KIND, RUN_FILES)
     finished = (out / "metrics.json").exists() and not (out / "backup").exists()
     if finished and not config.overwrite:
@@ -418,8 +420,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     spec = resolve_clip_spec(config, variant_input, fixed_size=fixed_size)
     architecture = "mrrn" if build_model is not None else _variant_stem(config.variant)
     name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
-    _prepare_run_folder(config, out)
-    check_replaceable(out / "entry" / name, ENTRY_KIND, overwrite=True)
+    _prepare_run_folder(config, out, out / "entry" / name)
     backup_root = out / "backup"
     resuming = own_folder(backup_root, BACKUP_KIND)
     (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")

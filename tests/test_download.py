@@ -14,7 +14,14 @@ import pytest
 from mrrn_keras import cli
 from mrrn_keras.download import MAX_TEXT_BYTES, sha256_file, weights_cache_path
 from mrrn_keras.errors import WeightsError, ZooError
-from mrrn_keras.files import is_inside, is_safe_name
+from mrrn_keras.files import (
+    OWNED_MARKER,
+    check_replaceable,
+    is_inside,
+    is_safe_name,
+    mark_owned,
+    record_files,
+)
 from mrrn_keras.model import MRRN
 from mrrn_keras.zoo import load_mrrn, variant_info
 from tests.test_zoo import (  # noqa: F401  (fixtures)
@@ -74,6 +81,43 @@ def endless(handler, *, block=b"{" * 65536, limit=8 * MAX_TEXT_BYTES):
 
 
 # === Names and paths ===
+
+
+def test_only_a_real_marker_proves_a_folder_the_packages(tmp_path):
+    from mrrn_keras.errors import ExistingPathError
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    mark_owned(ours, "frame cache")
+    assert check_replaceable(ours, "frame cache", overwrite=True)
+    assert not check_replaceable(tmp_path / "free", "frame cache", overwrite=False)
+    with pytest.raises(ExistingPathError, match="already exists"):
+        check_replaceable(ours, "frame cache", overwrite=False)
+    with pytest.raises(ExistingPathError, match="not a zoo entry"):
+        check_replaceable(ours, "zoo entry", overwrite=True)  # another kind
+    link = tmp_path / "link"
+    link.symlink_to(ours, target_is_directory=True)
+    with pytest.raises(ExistingPathError, match="symbolic link"):
+        check_replaceable(link, "frame cache", overwrite=True)
+    linked_marker = tmp_path / "linked_marker"
+    linked_marker.mkdir()
+    (linked_marker / OWNED_MARKER).symlink_to(ours / OWNED_MARKER)
+    for text in ("{}", "[" * 10000, '{"written_by": "mrrn_keras"}'):
+        forged = tmp_path / f"forged{len(text)}"
+        forged.mkdir()
+        (forged / OWNED_MARKER).write_text(text)
+        with pytest.raises(ExistingPathError, match=str(forged)):
+            check_replaceable(forged, "frame cache", overwrite=True)
+    with pytest.raises(ExistingPathError, match=str(linked_marker)):
+        check_replaceable(linked_marker, "frame cache", overwrite=True)
+    # Plain files: recorded before they are written; a user's file of the name is refused.
+    (ours / "mine.csv").write_text("mine")
+    record_files(ours, "frame cache", ["log.csv"])
+    (ours / "log.csv").write_text("written")
+    record_files(ours, "frame cache", ["log.csv"])  # recorded: may be written again
+    with pytest.raises(ExistingPathError, match=re.escape(str(ours / "mine.csv"))):
+        record_files(ours, "frame cache", ["log.csv", "mine.csv"])
+    assert (ours / "mine.csv").read_text() == "mine"
 
 
 @pytest.mark.parametrize(
