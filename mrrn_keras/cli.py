@@ -285,7 +285,9 @@ def _export_arguments(parser):
                         help="model base path for TF Serving; the version goes in BASE_DIR/N")
     parser.add_argument("--version", type=int, default=None,
                         help="version number; none: one more than the largest in BASE_DIR")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing version")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a version (savedmodel) or a folder (litert, onnx, --stream) "
+                             "that an earlier export wrote")
     parser.add_argument("--top_k", type=int, default=5,
                         help="labels and scores returned per clip")
     parser.add_argument("--xla", action="store_true",

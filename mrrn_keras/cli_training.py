@@ -3,7 +3,7 @@
 Rows of `mrrn_keras.cli.COMMANDS`; each maps its arguments onto a library
 function (`prepare_cache`, `finetune`, `evaluate`) and prints the result.
 
-    mrrn prepare --data_format ucf101 --data_dir D --out_dir CACHE [--short_side 128]
+    mrrn prepare --data_format ucf101 --data_dir D --out_dir CACHE [--short_side 128] [--overwrite]
     mrrn finetune --variant NAME --data_format F --data_dir D --out_dir RUN [...]
     mrrn evaluate --variant NAME|ENTRY|MODEL.keras --data_format F --data_dir D [--clips 10]
 """
@@ -30,6 +30,8 @@ def prepare_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="videos decoded in parallel")
     parser.add_argument("--on_error", choices=("skip", "raise"), default="skip",
                         help="unreadable videos: skip (listed in cache.json) or stop")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a subset's frame cache written by an earlier prepare")
 
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,16 +55,19 @@ def _read_dataset(args, subset, class_names=None):
 
 
 def prepare(args) -> int:
-    from mrrn_keras.data.cache import prepare_cache
+    from mrrn_keras.data.cache import check_cache_target, prepare_cache
 
+    subsets = args.subsets.split(",")
+    for subset in subsets:  # all refused before any is written
+        check_cache_target(pathlib.Path(args.out_dir) / subset, args.overwrite)
     class_names = None
-    for subset in args.subsets.split(","):
+    for subset in subsets:
         index = _read_dataset(args, subset, class_names)
         class_names = class_names or index.class_names
         cache = prepare_cache(
             index, pathlib.Path(args.out_dir) / subset, short_side=args.short_side, every=args.every,
             quality=args.quality, num_shards=args.shards, workers=args.workers,
-            on_error=args.on_error, progress=True, name=subset,
+            on_error=args.on_error, progress=True, name=subset, overwrite=args.overwrite,
         )
         print(f"{subset}: {cache.num_videos} videos, {cache.num_frames} frames, "
               f"{len(cache.skipped)} skipped -> {cache.root}")

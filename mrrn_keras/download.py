@@ -47,8 +47,10 @@ The token never appears in a message or a log line.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import http.client
+import io
 import ipaddress
 import logging
 import math
@@ -203,10 +205,131 @@ def _auth_header(url: str) -> str | None:
     return f"Bearer {token}"
 
 
-class _SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows redirects; the Authorization header follows only to the same origin."""
+class _Deadline:
+    """The clock of one transfer: every wait for bytes ends by `end` (time.monotonic)."""
+
+    def __init__(self, limit: float, stall: float):
+        self.limit = limit
+        self.stall = stall
+        self.end = time.monotonic() + limit
+
+    def wait(self) -> float:
+        """Seconds the next wait for bytes may last; TimeoutError once the deadline passed."""
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(
+                f"the transfer did not finish within {self.limit:.1f} s "
+                "(MRRN_DOWNLOAD_TIMEOUT + size / MRRN_DOWNLOAD_MIN_RATE)"
+            )
+        return min(self.stall, left)
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A response's socket reader whose every read ends by the transfer's deadline.
+
+    Headers, `100 Continue` interim responses, chunk-size lines, the body
+    and trailers are all read through it, so no pace of bytes holds a fetch
+    past its limit.
+    """
+
+    def __init__(self, raw, sock, deadline: _Deadline):
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._sock.settimeout(self._deadline.wait())
+        try:
+            return self._raw.readinto(buffer)
+        except TimeoutError:
+            self._deadline.wait()  # says so if it was the deadline, not a stall
+            raise
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def close(self) -> None:
+        self._raw.close()  # the socket's own reader: drops the response's hold on it
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    def __init__(self, sock, *args, deadline: _Deadline, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+
+class _DeadlineConnection:
+    """Mixed into http.client's connections: connect within the deadline, read under it."""
+
+    def __init__(self, *args, deadline: _Deadline, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._deadline = deadline
+
+    def connect(self):
+        self.timeout = self._deadline.wait()  # each redirect's connection too
+        super().connect()
+
+    def response_class(self, sock, *args, **kwargs):
+        return _DeadlineResponse(sock, *args, deadline=self._deadline, **kwargs)
+
+
+class _DeadlineHTTPConnection(_DeadlineConnection, http.client.HTTPConnection):
+    pass
+
+
+class _DeadlineHTTPSConnection(_DeadlineConnection, http.client.HTTPSConnection):
+    pass
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def http_open(self, req):
+        return self.do_open(
+            functools.partial(_DeadlineHTTPConnection, deadline=self._deadline), req
+        )
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline):
+        super().__init__()
+        self._deadline = deadline
+
+    def https_open(self, req):
+        return self.do_open(
+            functools.partial(_DeadlineHTTPSConnection, deadline=self._deadline), req,
+            context=self._context,
+        )
+
+
+def _check_redirect(from_url: str, to_url: str) -> None:
+    scheme = urllib.parse.urlsplit(to_url).scheme.lower()
+    if scheme and scheme not in ("http", "https"):
+        raise WeightsError(
+            f"{from_url} redirected to a {scheme}: URL, refused (transfers are http(s) only)"
+        )
+
+
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only; the Authorization header only to the same origin."""
+
+    def http_error_302(self, req, fp, code, msg, headers):
+        # urllib itself refuses some schemes here, in words of its own.
+        _check_redirect(req.full_url, headers.get("location") or headers.get("uri") or "")
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
+        # `newurl` is resolved against the request's URL: the URL requested next.
+        _check_redirect(req.full_url, newurl)
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
         auth = req.unredirected_hdrs.get("Authorization")
         if new is not None and auth and _origin(newurl) == _origin(req.full_url):
@@ -214,16 +337,18 @@ class _SameOriginAuthRedirects(urllib.request.HTTPRedirectHandler):
         return new
 
 
-def _open(url: str, *, timeout: float):
-    """`urlopen(url)`, with the hub token for the hub endpoint (see the module docstring)."""
+def _open(url: str, deadline: _Deadline):
+    """Opens `url` under `deadline` (connect, headers, every redirect), with the hub token
+    for the hub endpoint (see the module docstring); redirects go to http(s) only."""
     request = urllib.request.Request(url)
     auth = _auth_header(url)
-    if auth is None:
-        return urllib.request.urlopen(request, timeout=timeout)
-    # An unredirected header: urllib copies only the others onto a redirect.
-    request.add_unredirected_header("Authorization", auth)
-    opener = urllib.request.build_opener(_SameOriginAuthRedirects)
-    return opener.open(request, timeout=timeout)
+    if auth is not None:
+        # An unredirected header: urllib copies only the others onto a redirect.
+        request.add_unredirected_header("Authorization", auth)
+    opener = urllib.request.build_opener(
+        _DeadlineHTTPHandler(deadline), _DeadlineHTTPSHandler(deadline), _CheckedRedirects
+    )
+    return opener.open(request, timeout=deadline.wait())
 
 
 def hub_file_url(repo: str, revision: str, path: str) -> str:
@@ -516,8 +641,9 @@ def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None):
     """Feeds the body of `url` to `consume` block by block, until it returns False.
 
     Every wait for bytes is limited by `download_timeout()` and the whole
-    transfer by `transfer_limit(size)`, so a server that stalls or drips
-    bytes cannot hold the caller.
+    transfer (connect, response headers, redirects, body, trailers) by
+    `transfer_limit(size)`, so a server that stalls or drips bytes
+    anywhere cannot hold the caller.
 
     Returns:
         The response's headers (an `email.message.Message`).
@@ -526,19 +652,13 @@ def _read_url(url: str, consume: Callable[[bytes], bool], *, size: int | None):
         OSError (TimeoutError past the limit), ValueError or
         http.client.HTTPException: see `_FETCH_ERRORS`.
     """
-    limit = transfer_limit(size)
-    deadline = time.monotonic() + limit
-    with _open(url, timeout=min(download_timeout(), limit)) as response:
+    deadline = _Deadline(transfer_limit(size), download_timeout())
+    with _open(url, deadline) as response:
         # read1 returns what has arrived; read(n) would wait for all n bytes.
         read = getattr(response, "read1", response.read)
         while block := read(_CHUNK):
             if not consume(block):
                 break
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"the transfer did not finish within {limit:.1f} s "
-                    "(MRRN_DOWNLOAD_TIMEOUT + size / MRRN_DOWNLOAD_MIN_RATE)"
-                )
         return response.headers
 
 

@@ -35,6 +35,14 @@ class WeightsError(MRRNError, OSError):
     """Weights could not be fetched, verified or read."""
 
 
+class ExistingPathError(MRRNError, FileExistsError):
+    """A file or folder is in the way: not written by the package, or `overwrite` was not given.
+
+    The package deletes or replaces only what its marker proves it wrote
+    (`mrrn_keras.files.OWNED_MARKER`); anything else is left as it is.
+    """
+
+
 class ExportError(MRRNError, OSError):
     """A SavedModel could not be written where asked (an unwritable or invalid base folder)."""
 

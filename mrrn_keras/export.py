@@ -15,7 +15,8 @@ into the graph as a constant.
 
 A version is claimed by creating a hidden folder `.tmp-<version>` (an atomic
 `mkdir`, so concurrent exports to one base get distinct versions), holding
-`owner` (host and pid of the exporting process) and the SavedModel being
+the package's marker `.mrrn-owned` (`mrrn_keras.files.mark_owned`: host and
+pid of the exporting process) and the SavedModel being
 written in `version/`, which is renamed into place when complete: a server
 watching `base_dir` never sees half a version. `--overwrite` swaps the new
 folder with the served one in one step (Linux `renameat2(RENAME_EXCHANGE)`),
@@ -23,19 +24,17 @@ so a complete version is in place at every instant; where that call is
 missing, the old version is moved into the claim for the instant between
 two renames, and put back by the next export if the process dies there.
 Version folders are created like any other (mode 0777 less the umask), so a
-TF Serving process of another user can read them. Claims whose owner
-process is gone (or, without an owner, older than an hour) are removed by
-the next export to the same base.
+TF Serving process of another user can read them. Claims whose marker
+names a process that is gone (or, from another host, that have not changed
+for a day: `mrrn_keras.files.is_stale_temp`) are removed by the next export
+to the same base; a `.tmp-*` folder without the marker is never touched.
 """
 
-import json
 import logging
 import os
 import pathlib
 import re
 import shutil
-import socket
-import time
 from collections.abc import Sequence
 
 import keras
@@ -43,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from mrrn_keras.errors import ExportError, require_tensorflow_backend
-from mrrn_keras.files import STASH_NAME, process_is_gone, replace_folder
+from mrrn_keras.files import STASH_NAME, is_stale_temp, mark_owned, replace_folder
 from mrrn_keras.labels import resolve_labels
 from mrrn_keras.model import FUSED_OUTPUT
 from mrrn_keras.progress import progress_bar
@@ -60,11 +59,9 @@ DEFAULT_WARMUP_FRAMES = 8
 # TF Serving reads version folder names as int64.
 MAX_VERSION = 2**63 - 1
 CLAIM_PREFIX = ".tmp-"
-OWNER_FILE = "owner"
+# The kind named by a claim's marker.
+CLAIM_KIND = "savedmodel export claim"
 _CLAIM = re.compile(r"\.tmp-([0-9]+)")
-# A claim without a readable owner (an export killed at its first step, or
-# one of an older release) is left alone this long.
-_OWNERLESS_STALE_S = 3600.0
 
 
 class _ServingModule(tf.Module):
@@ -310,21 +307,8 @@ def _prepare_base(base_dir: pathlib.Path) -> None:
             "writable folder as the base."
         ) from err
     for path in base_dir.glob(f"{CLAIM_PREFIX}*"):
-        if _claim_is_stale(path):
+        if is_stale_temp(path, CLAIM_KIND):
             _remove_stale_claim(base_dir, path)
-
-
-def _claim_is_stale(claim: pathlib.Path) -> bool:
-    try:
-        owner = json.loads((claim / OWNER_FILE).read_text())
-        host, pid = owner["host"], int(owner["pid"])
-    except (OSError, ValueError, KeyError, TypeError):
-        try:
-            return time.time() - claim.stat().st_mtime > _OWNERLESS_STALE_S
-        except OSError:
-            return False
-    # A process on another host sharing the folder cannot be checked here.
-    return host == socket.gethostname() and process_is_gone(pid)
 
 
 def _remove_stale_claim(base_dir: pathlib.Path, claim: pathlib.Path) -> None:
@@ -349,7 +333,7 @@ def _claim_version(base_dir: pathlib.Path, version, *, overwrite: bool):
         claim = base_dir / f"{CLAIM_PREFIX}{number}"
         try:
             claim.mkdir()
-            _write_owner(claim)
+            mark_owned(claim, CLAIM_KIND)
         except FileExistsError:
             if version is None:
                 continue  # another export took it first
@@ -374,10 +358,6 @@ def _claim_version(base_dir: pathlib.Path, version, *, overwrite: bool):
             )
         # Finished by another export between the listing and the claim: take the next.
 
-
-def _write_owner(claim: pathlib.Path) -> None:
-    owner = {"host": socket.gethostname(), "pid": os.getpid()}
-    (claim / OWNER_FILE).write_text(json.dumps(owner))
 
 
 def _next_version(base_dir: pathlib.Path) -> int:

@@ -23,7 +23,11 @@ A run killed at any point and started again with the same configuration
 resumes from the last finished epoch (`keras.callbacks.BackupAndRestore`);
 killed after training, it goes straight to writing its outputs. A folder
 holding a finished run is refused unless `overwrite`; the data, the clip
-spec and the folder are checked before anything is written.
+spec and the folder are checked before anything is written. The run
+replaces or removes only what it wrote: the files above are recorded in the
+run folder's marker (`mrrn_keras.files.OWNED_MARKER`), and `backup/` and the
+entry folder carry markers of their own; a user's file or folder of one of
+these names is refused, naming it, before anything is written.
 
 The test split never chooses the model: with `validation_fraction` the epoch
 with the best accuracy on groups held out of the training split is kept,
@@ -39,7 +43,6 @@ import json
 import logging
 import os
 import pathlib
-import shutil
 import time
 
 import keras
@@ -50,7 +53,7 @@ from mrrn_keras.data.datasets import read_dataset, split_by_group, video_groups
 from mrrn_keras.data.loader import make_clip_data
 from mrrn_keras.distribute import data_parallel_devices, is_chief, make_strategy, run_scope, task_name
 from mrrn_keras.errors import ConfigError, RunFolderError
-from mrrn_keras.files import write_whole
+from mrrn_keras.files import check_replaceable, own_folder, record_files, remove_owned, write_whole
 from mrrn_keras.finetune_config import FinetuneConfig
 from mrrn_keras.hub import is_hub_handle, parse_handle
 from mrrn_keras.model import MRRNBackbone
@@ -64,12 +67,18 @@ from mrrn_keras.training import (
     plot_history,
     read_training_log,
 )
-from mrrn_keras.zoo import load_mrrn, save_entry, save_model_file, variant_info
+from mrrn_keras.zoo import ENTRY_KIND, load_mrrn, save_entry, save_model_file, variant_info
 
 logger = logging.getLogger(__name__)
 
 BEST_MONITOR = "val_probabilities_acc"
 _WARMUP_DONE = "warmup_done.weights.h5"
+# The kinds named by the markers of a run folder and its backup folder.
+RUN_KIND = "finetune run"
+BACKUP_KIND = "finetune backup"
+# The plain files a run writes into its folder, recorded in the folder's marker.
+RUN_FILES = ("run_config.json", "log.csv", "best.weights.h5", "metrics.json",
+             "confusion_matrix.png", "curves.png", "model.keras")
 
 
 @contextlib.contextmanager
@@ -198,8 +207,9 @@ def _num_videos(source) -> int:
     return source.num_videos if hasattr(source, "num_videos") else len(source)
 
 
-def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
-    """Checks (and creates) the run folder; refuses a finished run unless `overwrite`."""
+def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path, entry: pathlib.Path) -> None:
+    """Checks (and creates) the run folder; refuses a finished run unless `overwrite`, and
+    files or folders of the run's names (`entry` too) that the package did not write."""
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"{out}: --out_dir must be a folder; this is a file")
     try:
@@ -208,6 +218,10 @@ def _prepare_run_folder(config: FinetuneConfig, out: pathlib.Path) -> None:
         raise RunFolderError(f"{out}: cannot create the run folder ({err.strerror})") from err
     if not os.access(out, os.W_OK | os.X_OK):
         raise RunFolderError(f"{out}: the run folder is not writable")
+    # Before anything is written or removed: a user's file or folder of the run's names is kept.
+    check_replaceable(out / "backup", BACKUP_KIND, overwrite=True)
+    check_replaceable(entry, ENTRY_KIND, overwrite=True)
+    record_files(out, RUN_KIND, RUN_FILES)
     finished = (out / "metrics.json").exists() and not (out / "backup").exists()
     if finished and not config.overwrite:
         raise RunFolderError(
@@ -448,10 +462,12 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
     else:
         variant_input, fixed_size = _variant_input(config.variant)
     spec = resolve_clip_spec(config, variant_input, fixed_size=fixed_size)
-    _prepare_run_folder(config, out)
-    (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    architecture = "mrrn" if build_model is not None else _variant_stem(config.variant)
+    name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
+    _prepare_run_folder(config, out, out / "entry" / name)
     backup_root = out / "backup"
-    resuming = backup_root.exists()
+    resuming = own_folder(backup_root, BACKUP_KIND)
+    (out / "run_config.json").write_text(json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     if not resuming and (out / "log.csv").exists():
         (out / "log.csv").unlink()
 
@@ -617,8 +633,6 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
                   "sampling": spec.mode}
     save_model_file(deploy, out / "model.keras", input_spec=input_spec)
     dataset_name = pathlib.Path(config.data_dir).resolve().name or "dataset"
-    architecture = "mrrn" if build_model is not None else _variant_stem(config.variant)
-    name = config.entry_name or f"{architecture.split('.')[0]}.{pathlib.Path(config.out_dir).name}"
     top_k = next(k for k in metrics if k.startswith("top") and k != "top1")
     rows = [
         {"name": key, "value": round(metrics[key], 4), "split": "test", "subset": "probabilities",
@@ -634,7 +648,7 @@ def finetune(config: FinetuneConfig, *, build_model=None, command: str | None = 
         card=_card(name, config, spec, metrics, counts, seconds, command),
     )
     # Last: until here a restart resumes from the backup instead of training again.
-    shutil.rmtree(backup_root, ignore_errors=True)
+    remove_owned(backup_root, BACKUP_KIND)
     metrics["outputs"] = {
         "metrics": str(out / "metrics.json"), "model": str(out / "model.keras"),
         "entry": str(out / "entry" / name), "confusion_matrix": str(out / "confusion_matrix.png"),

@@ -67,7 +67,14 @@ from mrrn_keras.download import (
     verify_file,
 )
 from mrrn_keras.errors import WeightsError, ZooError
-from mrrn_keras.files import is_safe_name, replace_folder, write_whole
+from mrrn_keras.files import (
+    check_replaceable,
+    is_safe_name,
+    mark_owned,
+    replace_folder,
+    scratch_folder,
+    write_whole,
+)
 from mrrn_keras.hub import HubHandle, is_commit, is_hub_handle, parse_handle
 from mrrn_keras.text import first_unprintable, load_json, read_text
 from mrrn_keras.validation import MIN_IMAGE_SIZE
@@ -86,6 +93,8 @@ FUSED_OUTPUT = "probabilities"
 
 ENTRY_FILE = "config.json"
 CARD_FILE = "card.md"
+# The kind named by the marker of an entry folder `save_entry` writes.
+ENTRY_KIND = "zoo entry"
 WEIGHTS_SUFFIX = ".weights.h5"
 # Metric subsets that mean "the fused output" (the model's own output).
 FUSED_SUBSETS = (FUSED_OUTPUT, "fused")
@@ -1133,6 +1142,8 @@ def save_entry(
     it under a hidden name, checked by the same parser `load_mrrn` uses,
     and only then moved into place (`mrrn_keras.files.replace_folder`), so
     a reader sees the old entry or the new one, never half of one. The
+    folder carries the package's marker (`mrrn_keras.files.OWNED_MARKER`);
+    an existing folder is replaced only if it is an entry the package wrote. The
     folder is everything a load needs: from disk (`load_mrrn(folder)`),
     served over http(s), or with its three files uploaded to the root of a
     Hugging Face hub repository (`load_mrrn("hf://owner/repo@<commit>")`,
@@ -1156,6 +1167,8 @@ def save_entry(
         ZooError: the entry would not be valid (naming the field); nothing
             is written then.
         ValueError: `model` is not an `MRRNVideoClassifier`.
+        ExistingPathError: `folder` exists and is not an entry the package
+            wrote (no marker, a file or a symbolic link); nothing is written.
         OSError: the folder's parent cannot be written.
 
     Example:
@@ -1171,7 +1184,7 @@ def save_entry(
     >>> info.name, info.labels, load_mrrn(folder).count_params() == info.params
     ('mrrn_tiny.demo', ('a', 'b'), True)
     >>> sorted(p.name for p in folder.iterdir()), info.weights.file, len(info.weights.sha256)
-    (['card.md', 'config.json', 'model.weights.h5'], 'model.weights.h5', 64)
+    (['.mrrn-owned', 'card.md', 'config.json', 'model.weights.h5'], 'model.weights.h5', 64)
     """
     from mrrn_keras.model import MRRNVideoClassifier
 
@@ -1180,10 +1193,12 @@ def save_entry(
             f"`model` must be an MRRNVideoClassifier. Received: model of type {type(model).__name__}"
         )
     folder = pathlib.Path(folder)
-    scratch = folder.with_name(f".{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
+    check_replaceable(folder, ENTRY_KIND, overwrite=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(folder.parent, f".{folder.name}.tmp")
     entry = scratch / "entry"
-    entry.mkdir(parents=True)
+    entry.mkdir()
+    mark_owned(entry, ENTRY_KIND)
     try:
         weights = entry / WEIGHTS_FILE
         model.save_weights(str(weights))
@@ -1206,6 +1221,7 @@ def save_entry(
                     location=str(folder))
         (entry / ENTRY_FILE).write_text(json.dumps(data, indent=2) + "\n")
         (entry / CARD_FILE).write_text(card.rstrip() + "\n")
+        check_replaceable(folder, ENTRY_KIND, overwrite=True)  # one may have appeared meanwhile
         replace_folder(entry, folder, overwrite=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -170,3 +170,38 @@ def test_optimizer_options():
         FinetuneConfig(**base, optimizer="adam")
     with pytest.raises(ConfigError, match="Received: momentum=1.0"):
         FinetuneConfig(**base, momentum=1.0)
+
+
+def test_prepare_replaces_only_a_cache_it_wrote(tmp_path, capsys):
+    from mrrn_keras import cli
+    from mrrn_keras.errors import ExistingPathError
+    from mrrn_keras.files import OWNED_MARKER
+
+    write_class_videos(tmp_path / "data" / "train", {"a": 1}, num_frames=4)
+    write_class_videos(tmp_path / "data" / "test", {"a": 1}, num_frames=4)
+    out = tmp_path / "c"
+    user = out / "test"
+    user.mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    argv = ["--data_format", "folder", "--data_dir", str(tmp_path / "data"), "--out_dir", str(out),
+            "--short_side", "32"]
+    for overwrite in ([], ["--overwrite"]):
+        with pytest.raises(ExistingPathError, match=str(user)):
+            cli_training.prepare(parse(cli_training.prepare_arguments, argv + overwrite))
+        assert cli.main(["prepare", *argv, *overwrite]) == 1
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(user) in err
+        # Refused before any subset was written.
+        assert sorted(p.name for p in out.iterdir()) == ["test"]
+        assert (user / "notes.txt").read_text() == "mine"
+    # A copied cache.json does not make a folder a cache the package wrote.
+    (user / "cache.json").write_text("{}")
+    with pytest.raises(ExistingPathError, match=OWNED_MARKER):
+        cli_training.prepare(parse(cli_training.prepare_arguments, argv + ["--overwrite"]))
+    user.rename(tmp_path / "kept")
+    assert cli_training.prepare(parse(cli_training.prepare_arguments, argv)) == 0
+    with pytest.raises(ExistingPathError, match="already exists"):
+        cli_training.prepare(parse(cli_training.prepare_arguments, argv))
+    assert cli_training.prepare(parse(cli_training.prepare_arguments, argv + ["--overwrite"])) == 0
+    assert open_cache(out / "test").num_videos == 1
+    assert (tmp_path / "kept" / "notes.txt").read_text() == "mine"

@@ -202,3 +202,71 @@ def test_litert_without_a_runtime_is_a_one_line_error(tmp_path, monkeypatch):
 def test_predict_source_that_cannot_open(capsys):
     assert main(["predict", "--stream", "--source", "rtsp://127.0.0.1:9/none"]) == 1
     assert "cannot open the source" in capsys.readouterr().err
+
+
+# === Only what an export wrote is replaced ===
+
+
+def fake_write(model, folder, **kwargs):
+    (folder / "model.tflite").write_bytes(b"new")
+    return {"format": "litert", "file": "model.tflite", "stream": False}
+
+
+@pytest.fixture
+def no_conversion(monkeypatch):
+    """Exports that write a stand-in model file instead of converting; counts the conversions."""
+    from mrrn_keras.deploy import export as deploy_export
+
+    calls = []
+    monkeypatch.setattr(deploy_export, "_write",
+                        lambda *args, **kwargs: calls.append(1) or fake_write(*args, **kwargs))
+    return calls
+
+
+@pytest.mark.parametrize("kind", ["folder", "symlink", "file"])
+def test_overwrite_refuses_what_no_export_wrote_before_converting(tmp_path, no_conversion,
+                                                                  capsys, kind):
+    from mrrn_keras.errors import ExistingPathError
+
+    out = tmp_path / "mine"
+    mine = tmp_path / "elsewhere"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    if kind == "folder":
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    elif kind == "symlink":
+        out.symlink_to(mine, target_is_directory=True)
+    else:
+        out.write_text("mine")
+    with pytest.raises(ExistingPathError, match=str(out)):
+        export_model(tiny_model(), out, format="litert", frames=2, overwrite=True)
+    assert no_conversion == []
+    assert main(["export", VARIANT, "--format", "onnx", "--overwrite", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(out) in err and no_conversion == []
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert (out / "notes.txt").read_text() == "mine" if kind != "file" else out.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "mine"]
+
+
+def test_overwrite_replaces_an_export_and_killed_exports_are_cleaned(tmp_path, no_conversion):
+    from mrrn_keras.errors import ExistingPathError
+    from mrrn_keras.files import TEMP_KIND, mark_owned
+
+    out = tmp_path / "litert"
+    export_model(tiny_model(), out, format="litert", frames=2)
+    with pytest.raises(ExistingPathError, match="already exists"):
+        export_model(tiny_model(), out, format="litert", frames=2)
+    killed = tmp_path / ".tmp-litert-killed"
+    killed.mkdir()
+    (killed / "export").mkdir()
+    mark_owned(killed, TEMP_KIND)
+    record = json.loads((killed / ".mrrn-owned").read_text())
+    (killed / ".mrrn-owned").write_text(json.dumps({**record, "pid": 999999999}))
+    user = tmp_path / ".tmp-litert-user"  # the same name pattern, no marker
+    user.mkdir()
+    path = export_model(tiny_model(), out, format="litert", frames=2, overwrite=True)
+    assert path == out / "model.tflite" and path.read_bytes() == b"new"
+    assert not killed.exists() and user.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-litert-user", "litert"]

@@ -14,7 +14,14 @@ import pytest
 from mrrn_keras import cli
 from mrrn_keras.download import MAX_TEXT_BYTES, sha256_file, weights_cache_path
 from mrrn_keras.errors import WeightsError, ZooError
-from mrrn_keras.files import is_inside, is_safe_name
+from mrrn_keras.files import (
+    OWNED_MARKER,
+    check_replaceable,
+    is_inside,
+    is_safe_name,
+    mark_owned,
+    record_files,
+)
 from mrrn_keras.model import MRRN
 from mrrn_keras.zoo import load_mrrn, variant_info
 from tests.test_zoo import (  # noqa: F401  (fixtures)
@@ -74,6 +81,43 @@ def endless(handler, *, block=b"{" * 65536, limit=8 * MAX_TEXT_BYTES):
 
 
 # === Names and paths ===
+
+
+def test_only_a_real_marker_proves_a_folder_the_packages(tmp_path):
+    from mrrn_keras.errors import ExistingPathError
+
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    mark_owned(ours, "frame cache")
+    assert check_replaceable(ours, "frame cache", overwrite=True)
+    assert not check_replaceable(tmp_path / "free", "frame cache", overwrite=False)
+    with pytest.raises(ExistingPathError, match="already exists"):
+        check_replaceable(ours, "frame cache", overwrite=False)
+    with pytest.raises(ExistingPathError, match="not a zoo entry"):
+        check_replaceable(ours, "zoo entry", overwrite=True)  # another kind
+    link = tmp_path / "link"
+    link.symlink_to(ours, target_is_directory=True)
+    with pytest.raises(ExistingPathError, match="symbolic link"):
+        check_replaceable(link, "frame cache", overwrite=True)
+    linked_marker = tmp_path / "linked_marker"
+    linked_marker.mkdir()
+    (linked_marker / OWNED_MARKER).symlink_to(ours / OWNED_MARKER)
+    for text in ("{}", "[" * 10000, '{"written_by": "mrrn_keras"}'):
+        forged = tmp_path / f"forged{len(text)}"
+        forged.mkdir()
+        (forged / OWNED_MARKER).write_text(text)
+        with pytest.raises(ExistingPathError, match=str(forged)):
+            check_replaceable(forged, "frame cache", overwrite=True)
+    with pytest.raises(ExistingPathError, match=str(linked_marker)):
+        check_replaceable(linked_marker, "frame cache", overwrite=True)
+    # Plain files: recorded before they are written; a user's file of the name is refused.
+    (ours / "mine.csv").write_text("mine")
+    record_files(ours, "frame cache", ["log.csv"])
+    (ours / "log.csv").write_text("written")
+    record_files(ours, "frame cache", ["log.csv"])  # recorded: may be written again
+    with pytest.raises(ExistingPathError, match=re.escape(str(ours / "mine.csv"))):
+        record_files(ours, "frame cache", ["log.csv", "mine.csv"])
+    assert (ours / "mine.csv").read_text() == "mine"
 
 
 @pytest.mark.parametrize(
@@ -293,3 +337,96 @@ def test_weights_that_do_not_fit_say_why(tiny, tmp_path):
     assert re.search(r"Layer '\w+_sru_0' expected 3 variables, but received \d variables", message)
     assert "List of objects" not in message and "\n" not in message
     assert not message.rstrip().endswith(":")
+
+
+# === One deadline over the whole response; redirects to http(s) only ===
+
+
+def _drip_bytes(handler, data: bytes, pause_s=0.05, limit=2000):
+    """Sends `data` (repeated as the pattern asks) one byte per `pause_s`, until the client leaves."""
+    handler.close_connection = True
+    try:
+        for byte in (data * (limit // len(data) + 1))[:limit]:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(pause_s)
+    except OSError:
+        pass
+
+
+def dripped_headers(handler):
+    _drip_bytes(handler, b"HTTP/1.1 200 OK\r\n" + b"X-Slow: " + b"y" * 4000)
+
+
+def endless_continue(handler):
+    _drip_bytes(handler, b"HTTP/1.1 100 Continue\r\n\r\n", pause_s=0.002, limit=1 << 20)
+
+
+def dripped_chunk_sizes(handler):
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    _drip_bytes(handler, b"1\r\n{\r\n")
+
+
+def endless_trailers(handler):
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+    _drip_bytes(handler, b"X-Trailer: t\r\n", pause_s=0.01, limit=1 << 20)
+
+
+@pytest.mark.parametrize(
+    "respond", [dripped_headers, endless_continue, dripped_chunk_sizes, endless_trailers]
+)
+def test_every_part_of_a_response_is_under_the_deadline(home, server, url_entry, tiny, tiny_limits,
+                                                         capsys, respond):
+    url = serve_entry(server, tiny[0])
+    server.files["/zoo/mrrn_test.tiny/config.json"] = respond
+    with pytest.raises(WeightsError, match="did not finish within 0.5 s"):
+        variant_info(url)
+    assert cli.main(["info", url]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "did not finish within" in err
+    # Weights too, and the card (read with the entry's config).
+    folder, _ = url_entry
+    server.files["/w/tiny.weights.h5"] = respond
+    with pytest.raises(WeightsError, match="did not finish within") as caught:
+        load_mrrn(folder)
+    assert "/w/tiny.weights.h5" in str(caught.value)
+    assert files_under(home / "weights") == []
+
+
+def test_redirects_count_against_the_same_deadline(home, server, tiny, tiny_limits):
+    def slow_redirect(handler):
+        time.sleep(0.3)  # each hop is within the stall timeout; two are past the deadline
+        handler.send_response(302)
+        handler.send_header("Location", "/zoo/mrrn_test.tiny/config.json")
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    url = serve_entry(server, tiny[0])
+    server.files["/zoo/mrrn_test.tiny/config.json"] = slow_redirect
+    with pytest.raises(WeightsError, match="did not finish within"):
+        variant_info(url)
+
+
+@pytest.mark.parametrize(
+    "location", ["ftp://127.0.0.1:21/config.json", "file:///etc/hostname",
+                 "data:application/json,{}", "FTP://127.0.0.1/x"]
+)
+def test_redirects_off_http_refused(home, server, tiny, url_entry, capsys, location):
+    def redirect(handler):
+        handler.send_response(302)
+        handler.send_header("Location", location)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    url = serve_entry(server, tiny[0])
+    server.files["/zoo/mrrn_test.tiny/config.json"] = redirect
+    scheme = location.split(":")[0].lower()
+    with pytest.raises(WeightsError, match=f"redirected to a {scheme}: URL, refused"):
+        variant_info(url)
+    assert cli.main(["info", url]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "refused" in err
+    server.files["/w/tiny.weights.h5"] = redirect
+    with pytest.raises(WeightsError, match="refused"):
+        load_mrrn(url_entry[0])
+    assert files_under(home / "weights") == []

@@ -456,15 +456,20 @@ def test_overwrite_keeps_a_complete_version_at_every_instant(tmp_path, monkeypat
     assert sorted(p.name for p in base.iterdir()) == ["1"]
 
 
-def _claim(base, name, *, pid=None, age_s=0.0, old_version=False):
+def _claim(base, name, *, pid=None, age_s=0.0, old_version=False, host=None):
     claim = base / name
     claim.mkdir(parents=True)
     if pid is not None:
-        (claim / "owner").write_text(json.dumps({"host": socket.gethostname(), "pid": pid}))
+        files_lib.mark_owned(claim, export_lib.CLAIM_KIND)
+        record = json.loads((claim / files_lib.OWNED_MARKER).read_text())
+        record.update(pid=pid, host=host or socket.gethostname())
+        (claim / files_lib.OWNED_MARKER).write_text(json.dumps(record))
     if old_version:
         (claim / "old").mkdir()
         (claim / "old" / "saved_model.pb").write_text("old")
     when = time.time() - age_s
+    for path in claim.iterdir():
+        os.utime(path, (when, when))
     os.utime(claim, (when, when))
     return claim
 
@@ -474,13 +479,17 @@ def test_claims_of_killed_exports_removed(tmp_path, monkeypatch):
     base = tmp_path / "models"
     killed = _claim(base, ".tmp-5", pid=999999999)
     running = _claim(base, ".tmp-6", pid=os.getpid())
-    legacy_old = _claim(base, ".tmp-1-k2j3h4", age_s=7200)
-    legacy_young = _claim(base, ".tmp-2-a8b7c6")
+    # A user's folders of the same name pattern, however old, carry no marker.
+    user_old = _claim(base, ".tmp-1-k2j3h4", age_s=7 * 86400)
+    user_young = _claim(base, ".tmp-2-a8b7c6")
     mid_swap = _claim(base, ".tmp-3", pid=999999999, old_version=True)
+    other_host_old = _claim(base, ".tmp-9", pid=os.getpid(), host="elsewhere", age_s=2 * 86400)
+    other_host = _claim(base, ".tmp-10", pid=os.getpid(), host="elsewhere")
     path = export_for_serving(tiny_model(), base, warmup=False)
-    assert path.name == "7"  # 6 is being exported
-    assert not killed.exists() and not legacy_old.exists() and not mid_swap.exists()
-    assert running.exists() and legacy_young.exists()
+    assert path.name == "11"  # 6 and 10 are being exported
+    assert not killed.exists() and not mid_swap.exists() and not other_host_old.exists()
+    assert running.exists() and other_host.exists()
+    assert user_old.exists() and user_young.exists()
     assert (base / "3" / "saved_model.pb").read_text() == "old"  # put back in service
 
 

@@ -4,6 +4,7 @@ the whole fine-tuning run, distribution strategies and resuming after SIGKILL.""
 import json
 import os
 import pathlib
+import re
 import signal
 import socket
 import subprocess
@@ -400,3 +401,35 @@ def test_backup_killed_mid_write_keeps_the_previous_epoch(tmp_path, monkeypatch)
     assert restarted._initial_epoch == 1
     for got, want in zip(restarted.get_weights(), saved):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("name", ["backup", "log.csv", "model.keras", "entry/mrrn_test.mine"])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_user_files_in_the_run_folder_are_kept(tmp_path, name, overwrite):
+    from mrrn_keras.errors import ExistingPathError
+
+    data = tmp_path / "data"
+    write_class_videos(data / "train", {"a": 1, "b": 1}, num_frames=4)
+    write_class_videos(data / "test", {"a": 1}, num_frames=4)
+    run = tmp_path / "run"
+    user = run / name
+    if "." in user.name and "/" not in name:
+        run.mkdir()
+        user.write_text("mine")
+    else:
+        user.mkdir(parents=True)
+        (user / "notes.txt").write_text("mine")
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+
+    def must_not_train(num_classes, class_names):
+        raise AssertionError("the run started although its folder holds a user's file")
+
+    fields = dict(variant="tiny", data_format="folder", data_dir=str(data), out_dir=str(run),
+                  frames=4, size=32, batch_size=2, epochs=1, jit_compile=False,
+                  entry_name="mrrn_test.mine", overwrite=overwrite)
+    with pytest.raises(ExistingPathError, match=re.escape(str(user))) as err:
+        finetune(FinetuneConfig(**fields), build_model=must_not_train)
+    assert "\n" not in str(err.value)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    kept = user / "notes.txt" if user.is_dir() else user
+    assert kept.read_text() == "mine"

@@ -159,7 +159,7 @@ def test_cache_gives_the_same_clips_as_raw_videos(videos, tmp_path):
     cache = prepare_cache(index, tmp_path / "cache", short_side=32, num_shards=2)
     assert cache.num_videos == 4 and cache.skipped == ((str(bad), "file is empty (0 bytes)"),)
     assert sorted(os.listdir(tmp_path / "cache")) == [
-        "cache.json", "index.npz", "videos-00000-of-00002.frames", "videos-00001-of-00002.frames"]
+        ".mrrn-owned", "cache.json", "index.npz", "videos-00000-of-00002.frames", "videos-00001-of-00002.frames"]
     reopened = open_cache(tmp_path / "cache")
     assert reopened == cache
     spec = pipeline.ClipSpec(clip_len=4, size=32)

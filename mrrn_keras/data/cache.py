@@ -16,7 +16,9 @@ Video `v`'s frames are rows `videos[v, 3]` to `videos[v + 1, 3]` (or `F`) of
 clip needs, with `os.pread`, so threads and worker processes share it; no
 TensorFlow is needed to write or read it. The folder is written under a
 temporary name and renamed when complete, so a cache is either whole or
-absent. Caches of format version 1 (TFRecord shards, written before the
+absent. It carries the package's marker (`mrrn_keras.files.OWNED_MARKER`):
+an existing folder is replaced only if it is a cache the package wrote
+(marker and cache.json) and `overwrite` is given. Caches of format version 1 (TFRecord shards, written before the
 TensorFlow-free loader) are refused with a message saying how to rebuild.
 
 Memory: a video is decoded a few frames at a time and each frame is JPEG
@@ -58,8 +60,8 @@ from PIL import Image
 
 from mrrn_keras.data.datasets import VideoIndex
 from mrrn_keras.data.video import iter_frame_chunks, probe_video
-from mrrn_keras.errors import DatasetError, VideoError
-from mrrn_keras.files import replace_folder
+from mrrn_keras.errors import DatasetError, ExistingPathError, VideoError
+from mrrn_keras.files import check_replaceable, mark_owned, replace_folder, scratch_folder
 from mrrn_keras.validation import check_int
 
 logger = logging.getLogger(__name__)
@@ -68,6 +70,8 @@ MANIFEST = "cache.json"
 # Frames decoded (as raw RGB) at a time while a video is encoded.
 DECODE_CHUNK = 16
 CACHE_FORMAT = "mrrn-frame-cache"
+# The kind named by a cache folder's marker (`mrrn_keras.files.mark_owned`).
+CACHE_KIND = "frame cache"
 CACHE_VERSION = 2
 INDEX = "index.npz"
 
@@ -273,6 +277,22 @@ def _in_order(pool, index: VideoIndex, spans, args, depth: int):
     yield from pending
 
 
+def check_cache_target(out_dir: str | os.PathLike, overwrite: bool) -> None:
+    """Checks that `prepare_cache` may write `out_dir`: free, or a cache it wrote and `overwrite`.
+
+    Raises:
+        ExistingPathError: see `prepare_cache`; one line naming the folder.
+    """
+    out_dir = pathlib.Path(out_dir)
+    if check_replaceable(out_dir, CACHE_KIND, overwrite=overwrite) and not (
+        out_dir / MANIFEST
+    ).is_file():
+        raise ExistingPathError(
+            f"{out_dir} holds no {MANIFEST}, so it is not a frame cache; it is left as it is: "
+            "move it away or choose another folder"
+        )
+
+
 def prepare_cache(
     index: VideoIndex,
     out_dir: str | os.PathLike,
@@ -285,13 +305,14 @@ def prepare_cache(
     on_error: str = "skip",
     progress: bool = False,
     name: str = "videos",
+    overwrite: bool = False,
 ) -> FrameCache:
     """Decodes a dataset once into a sharded cache of JPEG frames.
 
     Args:
         index: the videos (a `VideoIndex`).
-        out_dir: the cache folder to create; an existing cache there is
-            replaced only once the new one is complete.
+        out_dir: the cache folder to create; with `overwrite`, a cache the
+            package wrote there is replaced once the new one is complete.
         short_side: int. Frames' short side after resizing (aspect kept).
             Defaults to 128.
         every: int. Keep one frame in `every` (a lower frame rate).
@@ -304,6 +325,8 @@ def prepare_cache(
             and go on) or `"raise"`.
         progress: bool. Show a tqdm progress bar on stderr (the CLI does).
         name: shard file name prefix.
+        overwrite: bool. Replace an existing cache the package wrote at
+            `out_dir`. Defaults to False.
 
     Returns:
         The `FrameCache`.
@@ -311,6 +334,9 @@ def prepare_cache(
     Raises:
         VideoError: a video is unreadable and `on_error="raise"`.
         DatasetError: no video could be read.
+        ExistingPathError: `out_dir` exists and is not a frame cache the
+            package wrote (its marker and cache.json), or `overwrite` is false;
+            checked before any video is read, and again before the rename.
         ValueError: bad arguments.
     """
     for arg, value in (("short_side", short_side), ("every", every), ("workers", workers)):
@@ -323,10 +349,12 @@ def prepare_cache(
         raise DatasetError("Cannot prepare a cache of an empty VideoIndex")
     num_shards = num_shards or max(1, min(len(index), -(-len(index) // 256)))
     out_dir = pathlib.Path(out_dir)
-    scratch = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
-    shutil.rmtree(scratch, ignore_errors=True)
+    check_cache_target(out_dir, overwrite)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = scratch_folder(out_dir.parent, f".{out_dir.name}.tmp")
     tmp = scratch / "cache"
-    tmp.mkdir(parents=True)
+    tmp.mkdir()
+    mark_owned(tmp, CACHE_KIND)
     shards = [f"{name}-{i:05d}-of-{num_shards:05d}.frames" for i in range(num_shards)]
     spans = index.spans or (None,) * len(index)
     skipped, stored, frames_total = [], 0, 0
@@ -385,6 +413,7 @@ def prepare_cache(
         np.savez(tmp / INDEX, videos=np.asarray(videos, np.int64).reshape(-1, 4),
                  frames=np.asarray(frame_table, np.int64).reshape(-1, 2))
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        check_cache_target(out_dir, overwrite)  # a folder may have appeared meanwhile
         replace_folder(tmp, out_dir, overwrite=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -5,12 +5,12 @@ import logging
 import os
 import pathlib
 import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 
 import numpy as np
 
 from mrrn_keras.errors import ExportError, require_tensorflow_backend
+from mrrn_keras.files import check_replaceable, mark_owned, replace_folder, scratch_folder
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,9 @@ MOTION_DATASET = "synthetic-motion-9"
 # Calibration clips come from the motion generator with another seed than
 # the dataset's (seed 0), so no test clip is used to quantize.
 CALIBRATION_SEED = 1
+# The kind named by the marker of an export folder, and where it is built.
+EXPORT_KIND = "export"
+TEMP_PREFIX = ".tmp-"
 
 
 def export_model(
@@ -42,9 +45,12 @@ def export_model(
     `format="savedmodel"` without `stream` is `mrrn_keras.export.
     export_for_serving` (a versioned TF Serving base; `serving_kwargs` go
     there). Every other export writes the folder `out` (atomically: built
-    beside it, then renamed) holding the model, `labels.txt` (one class name
-    per line, in output order) and `deploy.json` (format, file, signatures,
-    input shapes, quantization).
+    beside it in a marked temporary folder `.tmp-<name>-*`, then swapped in)
+    holding the model, `labels.txt` (one class name per line, in output
+    order), `deploy.json` (format, file, signatures, input shapes,
+    quantization) and the package's marker (`mrrn_keras.files.OWNED_MARKER`);
+    `overwrite` replaces only a folder with that marker, and the temporary
+    folders of killed exports are removed by the next export beside them.
 
         litert              model.tflite: `serving_default`, frames uint8
                             (1, frames, H, W, 3) -> probabilities (1, K)
@@ -79,7 +85,8 @@ def export_model(
             Defaults to `1`.
         labels: class names. Defaults to the model's, the variant's, else
             `class_<i>`.
-        overwrite: replace an existing `out`. Defaults to `False`.
+        overwrite: replace an existing `out` that an earlier export wrote.
+            Defaults to `False`.
 
     Returns:
         The written path: the model file (LiteRT, ONNX), the SavedModel
@@ -87,7 +94,9 @@ def export_model(
 
     Raises:
         ValueError: an invalid argument or combination.
-        FileExistsError: `out` exists and `overwrite` is false.
+        mrrn_keras.errors.ExistingPathError: `out` exists and `overwrite` is
+            false, or it is a file, a symbolic link or a folder this package
+            did not export (checked before converting; a FileExistsError).
         ExportError: the conversion failed or `out` cannot be written.
         mrrn_keras.errors.BackendError: under a backend other than TensorFlow.
     """
@@ -139,11 +148,13 @@ def export_model(
         )
 
     out = pathlib.Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists: pass overwrite=True (`--overwrite`).")
+    # Before converting: only an export folder this package wrote is replaced.
+    check_replaceable(out, EXPORT_KIND, overwrite=overwrite)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+        scratch = scratch_folder(out.parent, f"{TEMP_PREFIX}{out.name}-")
+        tmp = scratch / "export"
+        tmp.mkdir()
     except OSError as err:
         raise ExportError(f"Cannot write next to {out}: {err.strerror or err}") from err
     try:
@@ -156,12 +167,12 @@ def export_model(
         manifest.update(labels=LABELS_FILE, num_classes=num_classes,
                         variant=info.name if info is not None else None)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
+        mark_owned(tmp, EXPORT_KIND)
+        # Again: a folder may have taken the place while converting.
+        check_replaceable(out, EXPORT_KIND, overwrite=overwrite)
+        replace_folder(tmp, out, overwrite=overwrite)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Exported %s as %s to %s", model.name, format, out)
     return out / manifest["file"] if manifest["file"] != "." else out
 
@@ -244,9 +255,3 @@ def _as_clip(item, frames, frame_shape):
 
         return load_clip(item, frames, size=tuple(frame_shape))
     return np.asarray(item, np.uint8)
-
-
-def _umask() -> int:
-    from mrrn_keras.files import current_umask
-
-    return current_umask()
