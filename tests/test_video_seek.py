@@ -232,3 +232,17 @@ def test_frame_cache_stores_a_phone_video_upright(tmp_path):
     (frame,) = cache.frames(0, [2])
     assert frame.shape == (48, 32, 3)
     assert frame[:8, -8:].mean() > 200 and frame[:8, :8].mean() < 50
+
+
+def test_live_source_shows_a_phone_video_upright(tmp_path):
+    from mrrn_keras.data.live import LiveSource
+
+    frames = portrait_source()
+    path = tmp_path / "phone.mkv"
+    write_stream(path, frames, codec="ffv1", gop=1, rotation=-90, pix_fmt="bgr0")
+    with LiveSource(path, size=(48, 32), capacity=8) as live:
+        taken = []
+        while chunk := live.take(2):
+            taken += chunk
+    np.testing.assert_array_equal(np.stack([f.image for f in taken]),
+                                  np.rot90(frames, k=-1, axes=(1, 2)))

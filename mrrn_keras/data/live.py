@@ -40,6 +40,7 @@ import stat
 import threading
 import time
 
+from mrrn_keras.data.video import upright_rgb
 from mrrn_keras.errors import SourceError
 from mrrn_keras.validation import check_image_size, check_int, check_number
 
@@ -417,7 +418,7 @@ class LiveSource:
                 next_time += step
             if self.realtime and self._stop.wait(max(0.0, clock + seconds - time.monotonic())):
                 return
-            image = frame.to_ndarray(format="rgb24", height=height, width=width)
+            image = upright_rgb(frame, (height, width))  # a phone stream's rotation applied
             captured = clock + seconds if self.realtime else time.monotonic()
             if not self._buffer.put(LiveFrame(seconds, captured, image)):
                 return

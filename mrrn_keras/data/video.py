@@ -203,8 +203,16 @@ def _clockwise(frame: av.VideoFrame) -> int:
     return int(round(-frame.rotation / 90.0)) % 4 * 90
 
 
-def _rgb(frame: av.VideoFrame, hw: tuple[int, int] | None) -> np.ndarray:
-    """`frame` as an upright RGB uint8 array, resized to `hw` (as returned)."""
+def upright_rgb(frame: av.VideoFrame, hw: tuple[int, int] | None) -> np.ndarray:
+    """`frame` as an upright RGB uint8 array (its display matrix applied), resized to `hw`.
+
+    Args:
+        frame: a decoded `av.VideoFrame`.
+        hw: `(height, width)` of the upright result, or None for the stored size.
+
+    Returns:
+        uint8 array `(H, W, 3)`.
+    """
     turn = _clockwise(frame)
     if hw is None:
         array = frame.to_ndarray(format="rgb24")
@@ -505,7 +513,7 @@ def _read_seek(name: str, container, stream, targets: np.ndarray, hw, method: st
             needed = set(wanted)
             for where, frame in _frames_from(name, container, stream, index, key):
                 if where in needed:
-                    kept[where] = _rgb(frame, hw)
+                    kept[where] = upright_rgb(frame, hw)
                 if where >= last:
                     break
             if last not in kept:
@@ -608,7 +616,7 @@ def read_frames(
             count = index + 1
             last_frame = frame
             if needed is None or index in needed:
-                kept[index] = _rgb(frame, hw)
+                kept[index] = upright_rgb(frame, hw)
             if last_needed is not None and index >= last_needed:
                 break
         if count == 0:
@@ -626,7 +634,7 @@ def read_frames(
             last_needed,
         )
         if count - 1 not in kept:
-            kept[count - 1] = _rgb(last_frame, hw)
+            kept[count - 1] = upright_rgb(last_frame, hw)
     return np.stack([kept[min(int(i), count - 1)] for i in wanted])
 
 
@@ -684,7 +692,7 @@ def iter_frame_chunks(
             decoded = index + 1
             if index < start or (index - start) % stride:
                 continue
-            chunk.append(_rgb(frame, hw))
+            chunk.append(upright_rgb(frame, hw))
             if len(chunk) == chunk_len:
                 yield np.stack(chunk)
                 chunk = []
@@ -803,7 +811,7 @@ def _timed_frames(path, *, size, convert, start_s=0.0, end_s=None, every=1, meth
             if end_s is not None and seconds >= end_s:
                 break
             if kept % every == 0:
-                yield seconds, (_rgb(frame, hw) if convert else None)
+                yield seconds, (upright_rgb(frame, hw) if convert else None)
             kept += 1
         if origin is None:
             raise VideoError(name, "video stream has no decodable frames")
